@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from django.apps import apps
+from django.db import transaction
+from django.utils import timezone
+
+if TYPE_CHECKING:
+    from provisioning.models import Operation
+    from provisioning.saga.definition import Saga
+    from provisioning.saga.steps import Step
+
+
+class StepContext:
+    """What a step sees while it runs: the operation as claimed, its persisted data, its subject,
+    the signals sent to it, and a heartbeat. Nothing here holds a transaction open."""
+
+    def __init__(
+        self, operation: Operation, saga: Saga, step: Step, attempt: int, step_run_id: int | None = None
+    ) -> None:
+        self.operation = operation
+        self.saga = saga
+        self.step = step
+        self.attempt = attempt
+        self.step_run_id = step_run_id
+        self.data: dict[str, Any] = dict(operation.data)
+        self.consumed_signals: list[int] = []
+
+    @property
+    def operation_id(self) -> str:
+        return str(self.operation.pk)
+
+    @cached_property
+    def subject(self) -> Any:
+        op = self.operation
+        if not op.subject_type:
+            return None
+        model = apps.get_model(op.subject_type)
+        return model.objects.filter(pk=op.subject_id).first()
+
+    def signal(self, name: str) -> dict | None:
+        """The payload of the oldest unconsumed signal `name`, or None. It counts as consumed once the
+        step's outcome is recorded, so a crash before that keeps it for the next attempt."""
+        from provisioning.models import Signal
+
+        sig = (
+            Signal.objects.filter(operation_id=self.operation.pk, name=name, consumed_at__isnull=True)
+            .exclude(pk__in=self.consumed_signals)
+            .order_by("created_at", "id")
+            .first()
+        )
+        if sig is None:
+            return None
+        self.consumed_signals.append(sig.pk)
+        return dict(sig.payload or {}, _sent_by=sig.sent_by_id)
+
+    def save(self, **data: Any) -> None:
+        """Persist data at once, before a call whose result must not be lost (an idempotency token,
+        an id the provider returned)."""
+        from provisioning.models import Operation
+
+        with transaction.atomic():
+            op = Operation.objects.select_for_update().only("data").get(pk=self.operation.pk)
+            op.data.update(data)
+            Operation.objects.filter(pk=op.pk).update(data=op.data)
+        self.data.update(data)
+
+    def heartbeat(self) -> None:
+        """Tell the sweeper this step is alive; call it from long loops."""
+        from provisioning.saga.runner import heartbeat
+
+        heartbeat(self.operation.pk, self.step)
+
+    def now(self):
+        return timezone.now()

@@ -1,0 +1,577 @@
+"""The runner: claims a step, runs it outside any transaction, records its outcome, and turns "the rest
+of the saga from the persisted position" into a Celery canvas.
+
+Because the canvas is always rebuilt from the row, one code path starts a saga, resumes it after a
+signal and re-drives it after a crash. Every change to the row happens with the row locked for a
+moment (select_for_update), never across a step's I/O, and writes the subject's status in the same
+transaction through the saga's `write_status` hook.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import traceback
+from datetime import datetime, timedelta
+
+from celery import chain, chord
+from celery.canvas import Signature
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from provisioning.choices import TERMINAL_STATES, OperationState, Outcome, StepStatus
+from provisioning.models import Operation, Signal, StepRun
+from provisioning.saga.context import StepContext
+from provisioning.saga.definition import Saga, StatusView, saga_for
+from provisioning.saga.steps import Done, RetryAfter, Step, StepFailed, WaitForSignal
+
+log = logging.getLogger("provisioning.saga")
+
+WORKER = socket.gethostname()
+# A message may reach a worker a little before the time the database row names (clocks, rounding).
+EARLY_TOLERANCE = 0.5
+
+
+def _ts(dt: datetime) -> float:
+    return dt.timestamp()
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.get_current_timezone())
+
+
+def step_state(op: Operation, name: str) -> dict:
+    return op.steps.setdefault(name, {"status": StepStatus.PENDING, "attempts": 0})
+
+
+# --- Status --------------------------------------------------------------------------------------
+
+
+def _group_title(group: list[Step]) -> str:
+    titles: list[str] = []
+    for step in group:
+        title = step.title or step.name
+        if title not in titles:
+            titles.append(title)
+    return ", ".join(titles)
+
+
+def status_view(op: Operation, saga: Saga) -> StatusView:
+    groups = saga.groups()
+    count = len(groups)
+    if op.state == OperationState.SUCCEEDED:
+        index, title = count, "done"
+    else:
+        index = min(op.position, count - 1) + 1
+        title = _group_title(groups[index - 1])
+    return StatusView(
+        state=op.state,
+        step=index,
+        steps=count,
+        title=title,
+        message=op.message,
+        instructions=op.instructions if op.state == OperationState.WAITING else "",
+        error=op.error_message,
+    )
+
+
+def _describe(op: Operation, saga: Saga, reason: str = "") -> str:
+    view = status_view(op, saga)
+    state = op.state
+    if state == OperationState.SUCCEEDED:
+        return "Done."
+    if state in TERMINAL_STATES:
+        return op.error_message or OperationState(state).label
+    if state == OperationState.COMPENSATING:
+        return f"Undoing the finished steps: {op.error_message}"
+    if state == OperationState.WAITING:
+        return f"{view.progress}: {reason}" if reason else f"{view.progress}: waiting for {op.waiting_for}"
+    if state == OperationState.RETRYING:
+        return f"{view.progress} (trying again{': ' + reason if reason else ''})"
+    return view.progress
+
+
+def _save(op: Operation, saga: Saga, *fields: str, reason: str = "") -> None:
+    op.message = _describe(op, saga, reason)[:500]
+    op.save(update_fields=[*fields, "state", "message", "sweep_at", "updated_at"])
+    saga.write_status(op, status_view(op, saga))
+
+
+# --- Enqueueing ----------------------------------------------------------------------------------
+
+
+def canvas(op: Operation, saga: Saga) -> Signature | None:
+    """The rest of the saga from the persisted position: a chain of steps, a chord per parallel group."""
+    from provisioning import tasks
+
+    op_id = str(op.pk)
+    parts: list[Signature] = []
+    for position, group in enumerate(saga.groups()):
+        if position < op.position:
+            continue
+        if len(group) == 1:
+            step = group[0]
+            parts.append(
+                tasks.run_step.si(op_id, position, step.name).set(
+                    queue=step.queue_for(op.queue), ignore_result=True
+                )
+            )
+        else:
+            header = [
+                tasks.run_step.si(op_id, position, step.name).set(queue=step.queue_for(op.queue))
+                for step in group
+            ]
+            parts.append(chord(header, tasks.join_group.si(op_id, position).set(queue=op.queue)))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else chain(*parts)
+
+
+def enqueue(op: Operation, saga: Saga, countdown: float | None = None) -> None:
+    """Send the rest of the saga once the current transaction commits (outbox: no message for a row
+    that was never stored; the sweeper re-sends one that was lost)."""
+    from provisioning import tasks
+
+    if op.state == OperationState.COMPENSATING:
+        sig = tasks.compensate.si(str(op.pk)).set(queue=op.queue, ignore_result=True)
+    else:
+        sig = canvas(op, saga)
+    if sig is None:
+        return
+    options = {"countdown": countdown} if countdown else {}
+    transaction.on_commit(lambda: sig.apply_async(**options))
+
+
+def _redrive_at(now: datetime, delay: float = 0.0) -> datetime:
+    return now + timedelta(seconds=delay + settings.SAGA_REDRIVE_AFTER)
+
+
+def _heartbeat_timeout(step: Step) -> float:
+    return step.heartbeat_timeout or settings.SAGA_HEARTBEAT_TIMEOUT
+
+
+def _bounded(op: Operation, when: datetime | None) -> datetime | None:
+    """The sweeper must also look at the row when the operation's own deadline passes."""
+    if op.deadline and not op.end_state and (when is None or op.deadline < when):
+        return op.deadline
+    return when
+
+
+# --- Starting ------------------------------------------------------------------------------------
+
+
+def start(
+    *,
+    kind: str,
+    subject=None,
+    customer=None,
+    data: dict | None = None,
+    queue: str = "default",
+    timeout: timedelta | None = None,
+) -> Operation:
+    saga = saga_for(kind)
+    now = timezone.now()
+    timeout = timeout or saga.timeout
+    op = Operation(
+        kind=kind,
+        customer=customer,
+        subject_type=subject._meta.label_lower if subject is not None else "",
+        subject_id=str(subject.pk) if subject is not None else "",
+        queue=queue,
+        data=data or {},
+        steps={s.name: {"status": StepStatus.PENDING, "attempts": 0} for s in saga.steps},
+        deadline=now + timeout if timeout else None,
+    )
+    op.sweep_at = _bounded(op, _redrive_at(now))
+    op.message = _describe(op, saga)
+    op.save(force_insert=True)
+    saga.write_status(op, status_view(op, saga))
+    enqueue(op, saga)
+    return op
+
+
+# --- Running a step ------------------------------------------------------------------------------
+
+def _claim(op_id: str, position: int, name: str) -> tuple[bool, StepContext | None]:
+    """Take the step for this worker, or say why not: (whether the chain may go on, the context)."""
+    now = timezone.now()
+    with transaction.atomic():
+        op = Operation.objects.select_for_update().filter(pk=op_id).first()
+        if op is None or op.is_terminal:
+            return False, None
+        saga = saga_for(op.kind)
+        if op.position > position:
+            return True, None
+        if op.position < position or op.state == OperationState.COMPENSATING:
+            return False, None
+        st = step_state(op, name)
+        status = st["status"]
+        if status == StepStatus.DONE:
+            return True, None
+        if op.end_state:
+            return False, None
+        due = status == StepStatus.PENDING or (
+            status == StepStatus.RETRYING and st.get("next_run_at", 0) <= _ts(now) + EARLY_TOLERANCE
+        )
+        if not due:
+            return False, None  # running elsewhere, waiting, or not due yet
+        step = saga.step(name)
+        st["status"] = StepStatus.RUNNING
+        st["attempts"] = attempt = st.get("attempts", 0) + 1
+        op.run()
+        op.heartbeat_at = now
+        op.sweep_at = _bounded(op, now + timedelta(seconds=_heartbeat_timeout(step)))
+        _save(op, saga, "steps", "heartbeat_at")
+        run = StepRun.objects.create(
+            operation=op, step=name, position=position, attempt=attempt, started_at=now, worker=WORKER
+        )
+    ctx = StepContext(op, saga, step, attempt, step_run_id=run.pk)
+    return True, ctx
+
+
+def execute_step(op_id: str, position: int, name: str) -> bool:
+    """Run one step of one operation, once. Returns whether the Celery chain should go on."""
+    go_on, ctx = _claim(op_id, position, name)
+    if ctx is None:
+        return go_on
+    st = ctx.operation.steps[name]
+    try:
+        if st.get("wait_timed_out"):
+            result = ctx.step.on_wait_timeout(ctx)
+        else:
+            result = ctx.step.run(ctx)
+        if not isinstance(result, Done | RetryAfter | WaitForSignal):
+            raise TypeError(f"step {name} returned {result!r}, not Done, RetryAfter or WaitForSignal")
+    except Exception as exc:  # recorded on the row: a failing step must never kill the saga silently
+        result = exc
+    return _record(ctx, result)
+
+
+def _record(ctx: StepContext, result) -> bool:
+    now = timezone.now()
+    step = ctx.step
+    with transaction.atomic():
+        op = Operation.objects.select_for_update().get(pk=ctx.operation.pk)
+        saga = ctx.saga
+        st = step_state(op, step.name)
+        if st["status"] != StepStatus.RUNNING or st.get("attempts") != ctx.attempt:
+            # The sweeper took this attempt for lost and gave the step to another worker.
+            log.warning("operation %s: step %s attempt %s was superseded", op.pk, step.name, ctx.attempt)
+            return False
+        run = StepRun(pk=ctx.step_run_id, finished_at=now)
+        reason = ""
+        st.pop("wait_timed_out", None)
+        if isinstance(result, Done):
+            st["status"] = StepStatus.DONE
+            op.data.update(result.data)
+            run.outcome = Outcome.DONE
+        elif isinstance(result, RetryAfter):
+            delay = max(0.0, float(result.seconds))
+            st["status"] = StepStatus.RETRYING
+            st["next_run_at"] = _ts(now) + delay
+            run.outcome, run.message, run.retry_delay = Outcome.RETRY, result.reason, delay
+            reason = result.reason
+        elif isinstance(result, WaitForSignal):
+            deadline = result.deadline if isinstance(result.deadline, datetime) else now + result.deadline
+            run.outcome, run.message = Outcome.WAIT, result.message or f"waiting for {result.signal}"
+            pending = Signal.objects.filter(operation=op, name=result.signal, consumed_at__isnull=True).exclude(
+                pk__in=ctx.consumed_signals
+            )
+            if pending.exists():
+                st["status"] = StepStatus.PENDING  # it arrived while the step ran: go again at once
+            else:
+                st["status"] = StepStatus.WAITING
+                st["wait_deadline"] = _ts(deadline)
+            op.waiting_for = result.signal
+            op.wait_deadline = deadline
+            op.instructions = result.instructions
+            reason = result.message
+        elif isinstance(result, StepFailed):
+            st["status"] = StepStatus.FAILED
+            run.outcome, run.message, run.detail = Outcome.FAILED, result.message, result.detail
+            op.end_state = result.end_state
+            op.error_message = result.message
+            op.error_detail = result.detail
+        else:
+            detail = "".join(traceback.format_exception(result))
+            text = f"{type(result).__name__}: {result}"
+            run.message, run.detail = text, detail
+            if ctx.attempt >= step.retry.max_attempts:
+                st["status"] = StepStatus.FAILED
+                run.outcome = Outcome.FAILED
+                op.end_state = OperationState.FAILED
+                op.error_message = (
+                    f"{step.title or step.name} failed after {ctx.attempt} attempts: {text}. "
+                    "The finished steps were undone; correct the cause and submit again."
+                )
+                op.error_detail = detail
+            else:
+                delay = step.retry.delay(ctx.attempt)
+                st["status"] = StepStatus.RETRYING
+                st["next_run_at"] = _ts(now) + delay
+                run.outcome, run.retry_delay = Outcome.RETRY, delay
+                reason = f"attempt {ctx.attempt} failed: {text}"
+        run.save(update_fields=["finished_at", "outcome", "message", "detail", "retry_delay"])
+        if ctx.consumed_signals:
+            Signal.objects.filter(pk__in=ctx.consumed_signals).update(consumed_at=now)
+        go_on = settle(op, saga, now, reason)
+    log.info("operation %s: step %s attempt %s -> %s", op.pk, step.name, ctx.attempt, st["status"])
+    return go_on
+
+
+def settle(op: Operation, saga: Saga, now: datetime, reason: str = "") -> bool:
+    """Derive the operation's state from its current group's steps, save it, and enqueue what follows.
+    Runs with the row locked. Returns whether the Celery chain may go on to the next group."""
+    groups = saga.groups()
+    group = groups[op.position]
+    statuses = [step_state(op, s.name)["status"] for s in group]
+    running = StepStatus.RUNNING in statuses
+    fields = ["steps", "data", "position", "end_state", "error_message", "error_detail"]
+    fields += ["waiting_for", "wait_deadline", "instructions", "finished_at", "next_run_at"]
+
+    if op.end_state:
+        if running:
+            _save(op, saga, *fields)  # the running sibling records its outcome first, then we undo
+            return False
+        op.compensate()
+        op.sweep_at = _redrive_at(now)
+        _save(op, saga, *fields)
+        enqueue(op, saga)
+        return False
+
+    if all(s == StepStatus.DONE for s in statuses):
+        op.waiting_for, op.wait_deadline, op.instructions = "", None, ""
+        if op.position + 1 >= len(groups):
+            op.succeed()
+            op.finished_at = now
+            op.sweep_at = None
+            _save(op, saga, *fields)
+            return False
+        op.position += 1
+        op.queue_next()
+        op.sweep_at = _bounded(op, _redrive_at(now))
+        _save(op, saga, *fields)
+        return True
+
+    if running:
+        op.run()
+        _save(op, saga, *fields)
+        return False
+    if StepStatus.PENDING in statuses:
+        op.queue_next()
+        op.sweep_at = _bounded(op, _redrive_at(now))
+        _save(op, saga, *fields, reason=reason)
+        enqueue(op, saga)
+        return False
+    if StepStatus.RETRYING in statuses:
+        due = min(step_state(op, s.name)["next_run_at"] for s in group if step_state(op, s.name)["status"] == StepStatus.RETRYING)
+        delay = max(0.0, due - _ts(now))
+        op.retry_later()
+        op.next_run_at = _dt(due)
+        if delay <= settings.SAGA_COUNTDOWN_MAX:
+            op.sweep_at = _bounded(op, _redrive_at(now, delay))
+            _save(op, saga, *fields, reason=reason)
+            enqueue(op, saga, countdown=delay or None)
+            return False
+        op.sweep_at = _bounded(op, _dt(due))  # a long wait lives in the database, not in a countdown
+        _save(op, saga, *fields, reason=reason)
+        return False
+    # Every unfinished step waits for a signal.
+    deadlines = [step_state(op, s.name).get("wait_deadline") for s in group]
+    op.wait()
+    op.sweep_at = _bounded(op, _dt(min(d for d in deadlines if d)))
+    _save(op, saga, *fields, reason=reason)
+    return False
+
+
+def join_group(op_id: str, position: int) -> bool:
+    """The chord's body: the chain goes on only if the whole group finished."""
+    op = Operation.objects.filter(pk=op_id).only("position", "state").first()
+    return op is not None and op.position > position and not op.is_terminal
+
+
+def heartbeat(op_id, step: Step) -> None:
+    now = timezone.now()
+    Operation.objects.filter(pk=op_id, state=OperationState.RUNNING).update(
+        heartbeat_at=now, sweep_at=now + timedelta(seconds=_heartbeat_timeout(step))
+    )
+
+
+# --- Compensation --------------------------------------------------------------------------------
+
+
+def compensate_next(op_id: str) -> int | None:
+    """Undo the last finished step not yet undone. Returns 0 to go on at once, None when there is
+    nothing more to do now (finished, claimed elsewhere, or a retry was scheduled)."""
+    now = timezone.now()
+    with transaction.atomic():
+        op = Operation.objects.select_for_update().filter(pk=op_id).first()
+        if op is None or op.state != OperationState.COMPENSATING:
+            return None
+        saga = saga_for(op.kind)
+        todo = [n for n in reversed(saga.order()) if step_state(op, n)["status"] == StepStatus.DONE]
+        if not todo:
+            op.end()
+            op.finished_at = now
+            op.sweep_at = None
+            _save(op, saga, "finished_at", "end_state", "error_message")
+            return None
+        name = todo[0]
+        st = step_state(op, name)
+        claim_until = st.get("compensation_claim", 0)
+        if claim_until > _ts(now):
+            return None  # another worker is undoing this step right now
+        step = saga.step(name)
+        st["compensations"] = attempt = st.get("compensations", 0) + 1
+        st["compensation_claim"] = _ts(now) + _heartbeat_timeout(step)
+        op.sweep_at = now + timedelta(seconds=_heartbeat_timeout(step))
+        _save(op, saga, "steps")
+        run = StepRun.objects.create(
+            operation=op,
+            step=name,
+            kind=StepRun.Kind.COMPENSATE,
+            position=saga.order().index(name),
+            attempt=attempt,
+            started_at=now,
+            worker=WORKER,
+        )
+    ctx = StepContext(op, saga, step, attempt, step_run_id=run.pk)
+    error = None
+    try:
+        step.compensate(ctx)
+    except Exception as exc:  # recorded; compensation retries, then tells a hostmaster what is left
+        error = exc
+    now = timezone.now()
+    with transaction.atomic():
+        op = Operation.objects.select_for_update().get(pk=op_id)
+        st = step_state(op, name)
+        st.pop("compensation_claim", None)
+        run.finished_at = now
+        delay = 0.0
+        if error is None:
+            st["status"] = StepStatus.COMPENSATED
+            run.outcome = Outcome.COMPENSATED
+        else:
+            run.message = f"{type(error).__name__}: {error}"
+            run.detail = "".join(traceback.format_exception(error))
+            if attempt < step.retry.max_attempts:
+                delay = step.retry.delay(attempt)
+                run.outcome, run.retry_delay = Outcome.RETRY, delay
+            else:
+                st["status"] = StepStatus.FAILED
+                run.outcome = Outcome.COMPENSATION_FAILED
+                op.end_state = OperationState.FAILED
+                op.error_message = (
+                    f"{op.error_message} Undoing '{step.title or step.name}' failed too ({run.message}): "
+                    "a hostmaster must remove what it created by hand (see the operation's timeline)."
+                ).strip()
+        op.sweep_at = _redrive_at(now, delay or 0)
+        run.save(update_fields=["finished_at", "outcome", "message", "detail", "retry_delay"])
+        _save(op, saga, "steps", "end_state", "error_message")
+        if delay and delay <= settings.SAGA_COUNTDOWN_MAX:
+            enqueue(op, saga, countdown=delay)
+    return 0 if not delay else None
+
+
+# --- Sweeping ------------------------------------------------------------------------------------
+
+
+def sweep(batch: int | None = None) -> int:
+    """Move on every operation whose sweep time passed: lost messages, due retries, passed wait
+    deadlines and operation timeouts, stale heartbeats, stalled compensation. Costs O(due)."""
+    now = timezone.now()
+    due = list(
+        Operation.objects.filter(sweep_at__lte=now)
+        .order_by("sweep_at")
+        .values_list("pk", flat=True)[: batch or settings.SAGA_SWEEP_BATCH]
+    )
+    for op_id in due:
+        try:
+            sweep_one(op_id)
+        except Exception:
+            log.exception("operation %s: the sweeper could not move it on", op_id)
+    return len(due)
+
+
+def sweep_one(op_id) -> None:
+    from django.db import connection
+
+    now = timezone.now()
+    with transaction.atomic():
+        qs = Operation.objects.select_for_update(
+            skip_locked=connection.features.has_select_for_update_skip_locked
+        )
+        op = qs.filter(pk=op_id, sweep_at__lte=now).first()
+        if op is None:
+            return  # moved on meanwhile, or a worker holds it right now
+        if op.is_terminal:
+            op.sweep_at = None
+            op.save(update_fields=["sweep_at"])
+            return
+        saga = saga_for(op.kind)
+        if op.state == OperationState.COMPENSATING:
+            op.sweep_at = _redrive_at(now)
+            op.save(update_fields=["sweep_at"])
+            enqueue(op, saga)
+            return
+        if op.deadline and op.deadline <= now and not op.end_state:
+            op.end_state = OperationState.TIMED_OUT
+            op.error_message = (
+                f"The operation did not finish within its time limit ({op.deadline:%Y-%m-%d %H:%M:%S} UTC); "
+                "what it had created was removed. Submit it again, or ask a hostmaster to raise the limit."
+            )
+        group = saga.groups()[op.position]
+        if op.state == OperationState.RUNNING:
+            running = [s for s in group if step_state(op, s.name)["status"] == StepStatus.RUNNING]
+            timeout = max((_heartbeat_timeout(s) for s in running), default=0.0)
+            if op.heartbeat_at is None or op.heartbeat_at + timedelta(seconds=timeout) <= now:
+                _mark_lost(op, group, now)
+            else:
+                op.sweep_at = op.heartbeat_at + timedelta(seconds=timeout)
+        elif op.state == OperationState.WAITING:
+            for step in group:
+                st = step_state(op, step.name)
+                if st["status"] == StepStatus.WAITING and st.get("wait_deadline", 0) <= _ts(now):
+                    st["status"] = StepStatus.PENDING
+                    st["wait_timed_out"] = True
+        elif not op.end_state:
+            # Pending or retrying and due: the message was lost (broker wiped, worker killed) or the
+            # retry waited in the database. Send the rest of the saga again; claims make it act once.
+            log.info("operation %s: sending it again (%s)", op.pk, op.state)
+            op.sweep_at = _bounded(op, _redrive_at(now))
+            op.save(update_fields=["sweep_at"])
+            enqueue(op, saga)
+            return
+        settle(op, saga, now)
+
+
+def _mark_lost(op: Operation, group: list[Step], now: datetime) -> None:
+    for step in group:
+        st = step_state(op, step.name)
+        if st["status"] != StepStatus.RUNNING:
+            continue
+        StepRun.objects.filter(operation=op, step=step.name, attempt=st["attempts"], finished_at__isnull=True).update(
+            finished_at=now, outcome=Outcome.LOST, message="The worker stopped answering (killed or hung)."
+        )
+        if st["attempts"] >= step.retry.max_attempts:
+            st["status"] = StepStatus.FAILED
+            op.end_state = OperationState.FAILED
+            op.error_message = (
+                f"{step.title or step.name}: the worker running it died {st['attempts']} times. "
+                "The finished steps were undone; a hostmaster should look at the workers."
+            )
+        else:
+            st["status"] = StepStatus.RETRYING
+            st["next_run_at"] = _ts(now)
+
+
+def wait_for(op_id, timeout: float = 30.0, poll: float = 0.05) -> Operation:
+    """Poll until the operation is final (for commands and tests)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        op = Operation.objects.get(pk=op_id)
+        if op.is_terminal or time.monotonic() > deadline:
+            return op
+        time.sleep(poll)

@@ -1,0 +1,32 @@
+"""Reads of the provisioning core: what a user may see."""
+
+from django.db.models import QuerySet
+
+from provisioning.models import Customer, Operation, StepRun
+from provisioning.services import is_hostmaster
+
+
+def customer_ids_of(user) -> list[int]:
+    if not getattr(user, "is_authenticated", False):
+        return []
+    cached = getattr(user, "_customer_ids", None)
+    if cached is None:
+        cached = list(user.memberships.values_list("customer_id", flat=True))
+        user._customer_ids = cached
+    return cached
+
+
+def customers_of(user) -> QuerySet[Customer]:
+    return Customer.objects.filter(pk__in=customer_ids_of(user))
+
+
+def operations_visible_to(user) -> QuerySet[Operation]:
+    """Hostmasters see every operation; a customer's users see the operations serving its subjects."""
+    qs = Operation.objects.select_related("customer")
+    if is_hostmaster(user):
+        return qs
+    return qs.filter(customer_id__in=customer_ids_of(user))
+
+
+def operation_timeline(operation: Operation) -> list[StepRun]:
+    return list(operation.step_runs.all())

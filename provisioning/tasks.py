@@ -1,0 +1,33 @@
+"""Celery tasks of the saga engine: each loads the row and calls the runner; no logic of their own."""
+
+from celery import shared_task
+
+from provisioning.saga import runner
+
+
+@shared_task(name="provisioning.run_step", bind=True)
+def run_step(self, operation_id: str, position: int, step: str) -> bool:
+    go_on = runner.execute_step(operation_id, position, step)
+    if not go_on:
+        # The row says what happens next (a retry, a wait, compensation): the chain stops here.
+        self.request.chain = None
+    return go_on
+
+
+@shared_task(name="provisioning.join_group", bind=True)
+def join_group(self, operation_id: str, position: int) -> bool:
+    go_on = runner.join_group(operation_id, position)
+    if not go_on:
+        self.request.chain = None
+    return go_on
+
+
+@shared_task(name="provisioning.compensate", ignore_result=True)
+def compensate(operation_id: str) -> None:
+    while runner.compensate_next(operation_id) == 0:
+        pass
+
+
+@shared_task(name="provisioning.sweep", ignore_result=True)
+def sweep() -> int:
+    return runner.sweep()
