@@ -26,7 +26,9 @@ class Membership(models.Model):
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "customer"], name="membership_unique_user_customer")]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "customer"], name="membership_unique_user_customer")
+        ]
 
     def __str__(self) -> str:
         return f"{self.user} in {self.customer} ({self.role})"
@@ -81,7 +83,9 @@ class Operation(models.Model):
         ordering = ["-created_at"]
         indexes = [
             # The sweeper reads only what is due: O(due), not O(all).
-            models.Index(fields=["sweep_at"], condition=models.Q(sweep_at__isnull=False), name="op_sweep_due"),
+            models.Index(
+                fields=["sweep_at"], condition=models.Q(sweep_at__isnull=False), name="op_sweep_due"
+            ),
             models.Index(fields=["subject_type", "subject_id"], name="op_subject"),
             models.Index(fields=["customer", "-created_at"], name="op_customer_recent"),
         ]
@@ -126,7 +130,9 @@ class Operation(models.Model):
     def compensate(self) -> None:
         pass
 
-    @transition(field=state, source=[OperationState.RUNNING, OperationState.PENDING], target=OperationState.SUCCEEDED)
+    @transition(
+        field=state, source=[OperationState.RUNNING, OperationState.PENDING], target=OperationState.SUCCEEDED
+    )
     def succeed(self) -> None:
         pass
 

@@ -50,7 +50,11 @@ def is_hostmaster(user) -> bool:
 
 @transaction.atomic
 def api_user_create_or_update(
-    *, username: str, customer_name: str, hostmaster: bool = False, password: str | None = None,
+    *,
+    username: str,
+    customer_name: str,
+    hostmaster: bool = False,
+    password: str | None = None,
     role: str = Role.OWNER,
 ) -> tuple[AbstractUser, str]:
     """Create or update a user of `customer_name` (created if new) and return it with its API token."""
@@ -93,11 +97,14 @@ def operation_signal(*, operation: Operation, name: str, payload: dict | None = 
     step waits is kept and consumed when the step asks for it."""
     if name == "cancel":
         operation_cancel(operation=operation, user=user, reason=(payload or {}).get("reason", ""))
-        return Signal.objects.create(operation=operation, name=name, payload=payload or {}, sent_by=user,
-                                     consumed_at=timezone.now())
+        return Signal.objects.create(
+            operation=operation, name=name, payload=payload or {}, sent_by=user, consumed_at=timezone.now()
+        )
     op = _locked(operation)
     if op.is_terminal:
-        raise Conflict(f"The operation has already ended ({op.get_state_display().lower()}); it takes no signals.")
+        raise Conflict(
+            f"The operation has already ended ({op.get_state_display().lower()}); it takes no signals."
+        )
     signal = Signal.objects.create(operation=op, name=name, payload=payload or {}, sent_by=user)
     saga = saga_for(op.kind)
     if op.state == OperationState.WAITING and not op.end_state:

@@ -9,7 +9,16 @@ from provisioning.services import is_hostmaster
 class StepRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = StepRun
-        fields = ["kind", "attempt", "started_at", "finished_at", "outcome", "message", "retry_delay", "worker"]
+        fields = [
+            "kind",
+            "attempt",
+            "started_at",
+            "finished_at",
+            "outcome",
+            "message",
+            "retry_delay",
+            "worker",
+        ]
 
 
 class OperationSerializer(serializers.ModelSerializer):
@@ -21,8 +30,20 @@ class OperationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Operation
         fields = [
-            "id", "kind", "state", "message", "progress", "steps", "waiting", "error",
-            "subject_type", "subject_id", "deadline", "created_at", "updated_at", "finished_at",
+            "id",
+            "kind",
+            "state",
+            "message",
+            "progress",
+            "steps",
+            "waiting",
+            "error",
+            "subject_type",
+            "subject_id",
+            "deadline",
+            "created_at",
+            "updated_at",
+            "finished_at",
         ]
 
     def get_progress(self, op: Operation) -> dict:

@@ -194,6 +194,7 @@ def start(
 
 # --- Running a step ------------------------------------------------------------------------------
 
+
 def _claim(op_id: str, position: int, name: str) -> tuple[bool, StepContext | None]:
     """Take the step for this worker, or say why not: (whether the chain may go on, the context)."""
     now = timezone.now()
@@ -276,9 +277,9 @@ def _record(ctx: StepContext, result) -> bool:
         elif isinstance(result, WaitForSignal):
             deadline = result.deadline if isinstance(result.deadline, datetime) else now + result.deadline
             run.outcome, run.message = Outcome.WAIT, result.message or f"waiting for {result.signal}"
-            pending = Signal.objects.filter(operation=op, name=result.signal, consumed_at__isnull=True).exclude(
-                pk__in=ctx.consumed_signals
-            )
+            pending = Signal.objects.filter(
+                operation=op, name=result.signal, consumed_at__isnull=True
+            ).exclude(pk__in=ctx.consumed_signals)
             if pending.exists():
                 st["status"] = StepStatus.PENDING  # it arrived while the step ran: go again at once
             else:
@@ -366,7 +367,11 @@ def settle(op: Operation, saga: Saga, now: datetime, reason: str = "") -> bool:
         enqueue(op, saga)
         return False
     if StepStatus.RETRYING in statuses:
-        due = min(step_state(op, s.name)["next_run_at"] for s in group if step_state(op, s.name)["status"] == StepStatus.RETRYING)
+        due = min(
+            step_state(op, s.name)["next_run_at"]
+            for s in group
+            if step_state(op, s.name)["status"] == StepStatus.RETRYING
+        )
         delay = max(0.0, due - _ts(now))
         op.retry_later()
         op.next_run_at = _dt(due)
@@ -552,7 +557,9 @@ def _mark_lost(op: Operation, group: list[Step], now: datetime) -> None:
         st = step_state(op, step.name)
         if st["status"] != StepStatus.RUNNING:
             continue
-        StepRun.objects.filter(operation=op, step=step.name, attempt=st["attempts"], finished_at__isnull=True).update(
+        StepRun.objects.filter(
+            operation=op, step=step.name, attempt=st["attempts"], finished_at__isnull=True
+        ).update(
             finished_at=now, outcome=Outcome.LOST, message="The worker stopped answering (killed or hung)."
         )
         if st["attempts"] >= step.retry.max_attempts:

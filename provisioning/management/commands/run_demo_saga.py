@@ -5,7 +5,9 @@ from provisioning.saga import runner
 
 
 class Command(BaseCommand):
-    help = "Start the five-step demo saga, wait for it and print how it ended (checks web, worker and broker)."
+    help = (
+        "Start the five-step demo saga, wait for it and print how it ended (checks web, worker and broker)."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--timeout", type=float, default=60.0)

@@ -1,0 +1,198 @@
+"""Shared fixtures: the real services (PostgreSQL, Redis) and a real Celery worker process.
+
+Tests that need a worker use `celery_worker` and `@pytest.mark.django_db(transaction=True)`, so that
+what the test stores is committed and visible to the worker, which runs against the test database.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote, urlparse
+
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+
+pytest_plugins = [
+    name
+    for name in ("tests.fixtures.aws", "tests.fixtures.dns", "tests.fixtures.nginx", "tests.fixtures.web")
+    if (ROOT / (name.replace(".", "/") + ".py")).exists()
+]
+
+# Short clocks so that crash and timeout paths finish within a test; the worker gets the same values.
+ENGINE_SETTINGS = {
+    "SAGA_HEARTBEAT_TIMEOUT": 3.0,
+    "SAGA_REDRIVE_AFTER": 4.0,
+    "SAGA_COUNTDOWN_MAX": 10.0,
+    "SAGA_SWEEP_INTERVAL": 0.5,
+}
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=2
+        ):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def engine_clocks():
+    for name, value in ENGINE_SETTINGS.items():
+        setattr(settings, name, value)
+    yield
+
+
+@pytest.fixture(scope="session")
+def real_services():
+    """PostgreSQL and Redis must be there: a test that needs them fails (never skips) without them."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        pytest.fail("This test needs PostgreSQL: set DATABASE_URL (tests/run does).")
+    if not settings.CELERY_BROKER_URL.startswith("redis://"):
+        pytest.fail("This test needs Redis: set CELERY_BROKER_URL=redis://... (tests/run does).")
+    if not _reachable(settings.CELERY_BROKER_URL, 6379):
+        pytest.fail(f"Redis is not reachable at {settings.CELERY_BROKER_URL}.")
+
+
+def test_database_url() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    user = quote(db.get("USER") or "")
+    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
+    return (
+        f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+    )
+
+
+class WorkerProcess:
+    """A real `celery -A provisioning worker` against the test database, that tests may kill."""
+
+    def __init__(self, env: dict[str, str], logdir: Path, name: str = "worker", concurrency: int = 2) -> None:
+        self.env = env
+        self.logdir = logdir
+        self.name = name
+        self.concurrency = concurrency
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.logdir / f"{self.name}.log"
+
+    def start(self) -> WorkerProcess:
+        self.starts += 1
+        log = open(self.log_path, "a")
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "provisioning",
+            "worker",
+            "-l",
+            "info",
+            "-c",
+            str(self.concurrency),
+            "-n",
+            f"{self.name}-{os.getpid()}@%h",
+            "--include",
+            "tests.sagas",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the worker exited: {self.log_path.read_text()[-2000:]}")
+            if self.log_path.read_text(errors="replace").count(" ready.") >= self.starts:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"the worker did not get ready: {self.log_path.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool processes, as a crash would."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
+def _flush_broker() -> None:
+    if settings.CELERY_BROKER_URL.startswith("redis://"):
+        import redis
+
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+
+
+@pytest.fixture(scope="session")
+def worker_env(django_db_setup, django_db_blocker, tmp_path_factory) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({name: str(value) for name, value in ENGINE_SETTINGS.items()})
+    env.update(
+        {
+            "DATABASE_URL": test_database_url(),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+            "DATA_DIR": str(settings.DATA_DIR),
+            "SECRET_KEY": settings.SECRET_KEY,
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def _session_worker(real_services, worker_env, tmp_path_factory):
+    _flush_broker()
+    logdir = ARTIFACTS / "logs"
+    logdir.mkdir(parents=True, exist_ok=True)
+    worker = WorkerProcess(worker_env, logdir).start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def celery_worker(_session_worker) -> WorkerProcess:
+    """The session's worker, restarted if an earlier test killed it."""
+    if _session_worker.proc.poll() is not None:
+        _session_worker.start()
+    return _session_worker
+
+
+@pytest.fixture
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def pytest_sessionstart(session) -> None:
+    shutil.rmtree(ARTIFACTS / "logs", ignore_errors=True)

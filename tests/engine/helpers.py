@@ -1,0 +1,35 @@
+import time
+
+from django.db import transaction
+
+from provisioning.models import Operation
+from provisioning.saga import runner
+
+
+def start(kind: str, plan: dict | None = None, **kwargs) -> Operation:
+    with transaction.atomic():
+        return runner.start(kind=kind, data={"plan": plan or {}}, **kwargs)
+
+
+def wait_final(op_id, timeout: float = 30.0, sweep: bool = True) -> Operation:
+    """Wait for the operation to end, running the real sweeper every half second as beat would."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        op = Operation.objects.get(pk=op_id)
+        if op.is_terminal:
+            return op
+        if sweep:
+            runner.sweep()
+        time.sleep(0.25)
+    op = Operation.objects.get(pk=op_id)
+    raise AssertionError(f"operation {op_id} still {op.state} after {timeout}s: {op.message} {op.steps}")
+
+
+def wait_state(op_id, state: str, timeout: float = 20.0) -> Operation:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        op = Operation.objects.get(pk=op_id)
+        if op.state == state:
+            return op
+        time.sleep(0.1)
+    raise AssertionError(f"operation {op_id} never reached {state}: {Operation.objects.get(pk=op_id).state}")
