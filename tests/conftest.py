@@ -153,8 +153,18 @@ def _flush_broker() -> None:
         redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
 
 
+# Session fixtures that start an outside service and put its address into os.environ (and settings),
+# so that the worker started after them sees it too.
+ENVIRONMENT_FIXTURES = ("aws_endpoint", "dns_nameservers")
+
+
 @pytest.fixture(scope="session")
-def worker_env(django_db_setup, django_db_blocker, tmp_path_factory) -> dict[str, str]:
+def worker_env(request, django_db_setup) -> dict[str, str]:
+    for name in ENVIRONMENT_FIXTURES:
+        try:
+            request.getfixturevalue(name)
+        except pytest.FixtureLookupError:
+            pass  # that service's fixture module is not there
     env = dict(os.environ)
     env.update({name: str(value) for name, value in ENGINE_SETTINGS.items()})
     env.update(
