@@ -58,6 +58,8 @@ class Operation(models.Model):
 
     state = FSMField(max_length=20, choices=OperationState.choices, default=OperationState.PENDING)
     position = models.PositiveIntegerField(default=0)
+    # Bumped by every engine write: a worker records a step with a compare-and-set on it.
+    version = models.PositiveIntegerField(default=0)
     steps = models.JSONField(default=dict, blank=True)
     data = models.JSONField(default=dict, blank=True)
 

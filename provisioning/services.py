@@ -115,7 +115,7 @@ def operation_signal(*, operation: Operation, name: str, payload: dict | None = 
                 st["status"] = StepStatus.PENDING
                 woke = True
         if woke:
-            runner.settle(op, saga, timezone.now())
+            runner.commit_plan(op, saga, timezone.now())
     return signal
 
 
@@ -128,7 +128,7 @@ def operation_cancel(*, operation: Operation, user=None, reason: str = "") -> Op
     who = getattr(user, "username", "") or "the system"
     op.end_state = OperationState.CANCELLED
     op.error_message = f"Cancelled by {who}" + (f": {reason}" if reason else ".")
-    runner.settle(op, saga_for(op.kind), timezone.now())
+    runner.commit_plan(op, saga_for(op.kind), timezone.now())
     return op
 
 
@@ -145,5 +145,5 @@ def operation_retry(*, operation: Operation, user=None) -> Operation:
         if st["status"] in (StepStatus.RETRYING, StepStatus.WAITING):
             st["status"] = StepStatus.PENDING
     op.sweep_at = now + timedelta(seconds=1)
-    runner.settle(op, saga, now)
+    runner.commit_plan(op, saga, now)
     return op

@@ -14,6 +14,14 @@ def run_step(self, operation_id: str, position: int, step: str) -> bool:
     return go_on
 
 
+@shared_task(name="provisioning.run_steps", bind=True)
+def run_steps(self, operation_id: str, kind: str, positions: list[int]) -> bool:
+    go_on = runner.execute_segment(operation_id, kind, positions)
+    if not go_on:
+        self.request.chain = None
+    return go_on
+
+
 @shared_task(name="provisioning.join_group", bind=True)
 def join_group(self, operation_id: str, position: int) -> bool:
     go_on = runner.join_group(operation_id, position)

@@ -42,6 +42,8 @@ class Saga:
 
     kind: ClassVar[str] = ""
     steps: ClassVar[list[Step]] = []
+    _groups: ClassVar[list[list[Step]]] = []
+    _by_name: ClassVar[dict[str, Step]] = {}
     timeout: ClassVar[timedelta | None] = None
 
     def __init_subclass__(cls, **kwargs) -> None:
@@ -51,19 +53,22 @@ class Saga:
         names = [s.name for s in cls.steps]
         if len(set(names)) != len(names) or not all(names):
             raise TypeError(f"saga {cls.kind}: step names must be unique and non-empty: {names}")
+        ordered = sorted(cls.steps, key=lambda s: s.weight)
+        cls._groups = [list(group) for _, group in groupby(ordered, key=lambda s: s.weight)]
+        cls._by_name = {s.name: s for s in cls.steps}
         _REGISTRY[cls.kind] = cls
 
     @classmethod
     def groups(cls) -> list[list[Step]]:
-        ordered = sorted(cls.steps, key=lambda s: s.weight)
-        return [list(group) for _, group in groupby(ordered, key=lambda s: s.weight)]
+        """Steps grouped by weight, in run order; a group of more than one runs in parallel."""
+        return cls._groups
 
     @classmethod
     def step(cls, name: str) -> Step:
-        for step in cls.steps:
-            if step.name == name:
-                return step
-        raise KeyError(f"saga {cls.kind} has no step {name!r}")
+        try:
+            return cls._by_name[name]
+        except KeyError:
+            raise KeyError(f"saga {cls.kind} has no step {name!r}") from None
 
     @classmethod
     def order(cls) -> list[str]:

@@ -2,9 +2,9 @@
 of the saga from the persisted position" into a Celery canvas.
 
 Because the canvas is always rebuilt from the row, one code path starts a saga, resumes it after a
-signal and re-drives it after a crash. Every change to the row happens with the row locked for a
-moment (select_for_update), never across a step's I/O, and writes the subject's status in the same
-transaction through the saga's `write_status` hook.
+signal and re-drives it after a crash. Every change to the row is a compare-and-set on its version
+or happens with the row locked for a moment (select_for_update), never across a step's I/O, and
+writes the subject's status in the same transaction through the saga's `write_status` hook.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import socket
 import time
 import traceback
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from celery import chain, chord
@@ -93,37 +94,83 @@ def _describe(op: Operation, saga: Saga, reason: str = "") -> str:
     return view.progress
 
 
-def _save(op: Operation, saga: Saga, *fields: str, reason: str = "") -> None:
+# Every column the engine changes; one UPDATE writes them all, so no change is ever left unsaved.
+_ROW_FIELDS = (
+    "state",
+    "position",
+    "steps",
+    "data",
+    "message",
+    "sweep_at",
+    "next_run_at",
+    "heartbeat_at",
+    "waiting_for",
+    "wait_deadline",
+    "instructions",
+    "end_state",
+    "error_message",
+    "error_detail",
+    "finished_at",
+)
+
+
+def _save(op: Operation, saga: Saga, *, reason: str = "", expected_version: int | None = None) -> bool:
+    """Write the row and the subject's status in the caller's transaction.
+
+    With `expected_version`, the write is a compare-and-set: it happens only if nobody changed the row
+    since that version was read (returns False otherwise, and writes nothing). Without it, the caller
+    holds the row lock."""
     op.message = _describe(op, saga, reason)[:500]
-    op.save(update_fields=[*fields, "state", "message", "sweep_at", "updated_at"])
+    values = {name: getattr(op, name) for name in _ROW_FIELDS}
+    values["updated_at"] = timezone.now()
+    rows = Operation.objects.filter(pk=op.pk)
+    if expected_version is not None:
+        rows = rows.filter(version=expected_version)
+    if not rows.update(version=op.version + 1, **values):
+        return False
+    op.version += 1
     saga.write_status(op, status_view(op, saga))
+    return True
 
 
 # --- Enqueueing ----------------------------------------------------------------------------------
 
 
 def canvas(op: Operation, saga: Saga) -> Signature | None:
-    """The rest of the saga from the persisted position: a chain of steps, a chord per parallel group."""
+    """The rest of the saga from the persisted position, as a Celery chain: consecutive single steps on
+    the same queue travel as one segment task (it claims and records each step on its own, so a crash
+    loses nothing, but pays the broker once), and each parallel group is a chord."""
     from provisioning import tasks
 
     op_id = str(op.pk)
     parts: list[Signature] = []
+    segment: list[int] = []
+    segment_queue = ""
+
+    def close_segment() -> None:
+        if segment:
+            parts.append(
+                tasks.run_steps.si(op_id, op.kind, list(segment)).set(queue=segment_queue, ignore_result=True)
+            )
+            segment.clear()
+
     for position, group in enumerate(saga.groups()):
         if position < op.position:
             continue
         if len(group) == 1:
-            step = group[0]
-            parts.append(
-                tasks.run_step.si(op_id, position, step.name).set(
-                    queue=step.queue_for(op.queue), ignore_result=True
-                )
-            )
-        else:
-            header = [
-                tasks.run_step.si(op_id, position, step.name).set(queue=step.queue_for(op.queue))
-                for step in group
-            ]
-            parts.append(chord(header, tasks.join_group.si(op_id, position).set(queue=op.queue)))
+            queue = group[0].queue_for(op.queue)
+            if queue != segment_queue:
+                close_segment()
+            segment.append(position)
+            segment_queue = queue
+            continue
+        close_segment()
+        header = [
+            tasks.run_step.si(op_id, position, step.name).set(queue=step.queue_for(op.queue))
+            for step in group
+        ]
+        parts.append(chord(header, tasks.join_group.si(op_id, position).set(queue=op.queue)))
+    close_segment()
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else chain(*parts)
@@ -171,6 +218,7 @@ def start(
     queue: str = "default",
     timeout: timedelta | None = None,
 ) -> Operation:
+    """Store a new operation and send it to the workers once the caller's transaction commits."""
     saga = saga_for(kind)
     now = timezone.now()
     timeout = timeout or saga.timeout
@@ -192,155 +240,244 @@ def start(
     return op
 
 
-# --- Running a step ------------------------------------------------------------------------------
+# --- Running steps -------------------------------------------------------------------------------
+
+
+def _start_attempt(op: Operation, step: Step, now: datetime) -> int:
+    """Mark `step` as running on this worker (in memory; the caller saves)."""
+    st = step_state(op, step.name)
+    st["status"] = StepStatus.RUNNING
+    st["attempts"] = st.get("attempts", 0) + 1
+    st["started_at"] = _ts(now)
+    st["worker"] = WORKER
+    op.run()
+    op.heartbeat_at = now
+    op.sweep_at = _bounded(op, now + timedelta(seconds=_heartbeat_timeout(step)))
+    return st["attempts"]
+
+
+def _claimable(op: Operation | None, position: int, name: str, now: datetime) -> tuple[bool, bool]:
+    """(may this worker run the step now, may the chain go on without it)."""
+    if op is None or op.is_terminal:
+        return False, False
+    if op.position > position:
+        return False, True
+    if op.position < position or op.state == OperationState.COMPENSATING:
+        return False, False
+    st = step_state(op, name)
+    if st["status"] == StepStatus.DONE:
+        return False, True
+    if op.end_state:
+        return False, False
+    due = st["status"] == StepStatus.PENDING or (
+        st["status"] == StepStatus.RETRYING and st.get("next_run_at", 0) <= _ts(now) + EARLY_TOLERANCE
+    )
+    return due, False  # not due: running elsewhere, waiting, or later
+
+
+def _load(op_id: str) -> Operation | None:
+    try:
+        return Operation.objects.get(pk=op_id)
+    except Operation.DoesNotExist:
+        return None
 
 
 def _claim(op_id: str, position: int, name: str) -> tuple[bool, StepContext | None]:
-    """Take the step for this worker, or say why not: (whether the chain may go on, the context)."""
-    now = timezone.now()
-    with transaction.atomic():
-        op = Operation.objects.select_for_update().filter(pk=op_id).first()
-        if op is None or op.is_terminal:
-            return False, None
-        saga = saga_for(op.kind)
-        if op.position > position:
-            return True, None
-        if op.position < position or op.state == OperationState.COMPENSATING:
-            return False, None
-        st = step_state(op, name)
-        status = st["status"]
-        if status == StepStatus.DONE:
-            return True, None
-        if op.end_state:
-            return False, None
-        due = status == StepStatus.PENDING or (
-            status == StepStatus.RETRYING and st.get("next_run_at", 0) <= _ts(now) + EARLY_TOLERANCE
-        )
+    """Take the step for this worker with a compare-and-set on the row's version, or say why not:
+    (whether the chain may go on, the context to run it with)."""
+    for _ in range(20):
+        now = timezone.now()
+        op = _load(op_id)
+        due, go_on = _claimable(op, position, name, now)
         if not due:
-            return False, None  # running elsewhere, waiting, or not due yet
+            return go_on, None
+        saga = saga_for(op.kind)
         step = saga.step(name)
-        st["status"] = StepStatus.RUNNING
-        st["attempts"] = attempt = st.get("attempts", 0) + 1
-        op.run()
-        op.heartbeat_at = now
-        op.sweep_at = _bounded(op, now + timedelta(seconds=_heartbeat_timeout(step)))
-        _save(op, saga, "steps", "heartbeat_at")
-        run = StepRun.objects.create(
-            operation=op, step=name, position=position, attempt=attempt, started_at=now, worker=WORKER
-        )
-    ctx = StepContext(op, saga, step, attempt, step_run_id=run.pk)
-    return True, ctx
+        version = op.version
+        attempt = _start_attempt(op, step, now)
+        with transaction.atomic():
+            if _save(op, saga, expected_version=version):
+                return True, StepContext(op, saga, step, attempt)
+        # Somebody changed the row meanwhile (a sibling, a signal, the sweeper): look again.
+    return False, None
+
+
+def execute_segment(op_id: str, kind: str, positions: list[int]) -> bool:
+    """Run consecutive single steps one after the other. Recording a step and claiming the next one
+    are one transaction, so a step costs one write commit on this path. Returns whether the Celery
+    chain goes on (every step finished)."""
+    groups = saga_for(kind).groups()
+    index = 0
+    go_on, ctx = _claim(op_id, positions[0], groups[positions[0]][0].name)
+    while True:
+        if ctx is None:
+            if not go_on:
+                return False
+            index += 1  # already done by an earlier delivery: look at the next one
+            if index == len(positions):
+                return True
+            go_on, ctx = _claim(op_id, positions[index], groups[positions[index]][0].name)
+            continue
+        following = groups[positions[index + 1]][0] if index + 1 < len(positions) else None
+        go_on, ctx = _run(ctx, claim_next=following)
+        if ctx is None and go_on and following is None:
+            return True
+        if ctx is not None:
+            index += 1
 
 
 def execute_step(op_id: str, position: int, name: str) -> bool:
-    """Run one step of one operation, once. Returns whether the Celery chain should go on."""
+    """Run one step of one operation, once (a chord member). Returns whether the chain should go on."""
     go_on, ctx = _claim(op_id, position, name)
     if ctx is None:
         return go_on
-    st = ctx.operation.steps[name]
+    go_on, _ = _run(ctx)
+    return go_on
+
+
+def _run(ctx: StepContext, claim_next: Step | None = None) -> tuple[bool, StepContext | None]:
+    st = ctx.operation.steps[ctx.step.name]
     try:
         if st.get("wait_timed_out"):
             result = ctx.step.on_wait_timeout(ctx)
         else:
             result = ctx.step.run(ctx)
         if not isinstance(result, Done | RetryAfter | WaitForSignal):
-            raise TypeError(f"step {name} returned {result!r}, not Done, RetryAfter or WaitForSignal")
-    except Exception as exc:  # recorded on the row: a failing step must never kill the saga silently
+            raise TypeError(
+                f"step {ctx.step.name} returned {result!r}, not Done, RetryAfter or WaitForSignal"
+            )
+    except Exception as exc:  # recorded on the row: a failing step must never end the saga silently
         result = exc
-    return _record(ctx, result)
+    return _record(ctx, result, claim_next)
 
 
-def _record(ctx: StepContext, result) -> bool:
-    now = timezone.now()
+def _record(ctx: StepContext, result, claim_next: Step | None) -> tuple[bool, StepContext | None]:
+    """Record the outcome (and, if the step finished and `claim_next` is given, claim the next step)
+    in one transaction. Returns (whether the chain may go on, the next step's context)."""
+    op = ctx.operation
+    expected: int | None = op.version  # first try: compare-and-set against the row as we left it
+    while True:
+        now = timezone.now()
+        with transaction.atomic():
+            if expected is None:
+                op = Operation.objects.select_for_update().get(pk=op.pk)
+                st = step_state(op, ctx.step.name)
+                if st["status"] != StepStatus.RUNNING or st.get("attempts") != ctx.attempt:
+                    # The sweeper took this attempt for lost and gave the step to another worker.
+                    log.warning(
+                        "operation %s: step %s attempt %s was superseded", op.pk, ctx.step.name, ctx.attempt
+                    )
+                    return False, None
+            run = _apply_outcome(op, ctx, result, now)
+            plan = settle(op, ctx.saga, now, run.message if run.outcome != Outcome.DONE else "")
+            next_ctx = None
+            if plan.go_on and claim_next is not None:
+                attempt = _start_attempt(op, claim_next, now)
+                next_ctx = StepContext(op, ctx.saga, claim_next, attempt)
+            if _save(op, ctx.saga, reason=plan.reason, expected_version=expected):
+                run.save(force_insert=True)
+                if ctx.consumed_signals:
+                    Signal.objects.filter(pk__in=ctx.consumed_signals).update(consumed_at=now)
+                if plan.send:
+                    enqueue(op, ctx.saga, countdown=plan.countdown)
+                break
+        # The row changed while the step ran (a sibling finished, a signal, a cancel): redo with the lock.
+        expected = None
+        op = ctx.operation
+    log.info("operation %s: step %s attempt %s -> %s", op.pk, ctx.step.name, ctx.attempt, run.outcome)
+    if next_ctx is not None:
+        next_ctx.operation = op
+        next_ctx.data = dict(op.data)
+    return plan.go_on, next_ctx
+
+
+def _apply_outcome(op: Operation, ctx: StepContext, result, now: datetime) -> StepRun:
+    """Change the step's state in memory by its outcome; return the attempt's StepRun (not saved)."""
     step = ctx.step
-    with transaction.atomic():
-        op = Operation.objects.select_for_update().get(pk=ctx.operation.pk)
-        saga = ctx.saga
-        st = step_state(op, step.name)
-        if st["status"] != StepStatus.RUNNING or st.get("attempts") != ctx.attempt:
-            # The sweeper took this attempt for lost and gave the step to another worker.
-            log.warning("operation %s: step %s attempt %s was superseded", op.pk, step.name, ctx.attempt)
-            return False
-        run = StepRun(pk=ctx.step_run_id, finished_at=now)
-        reason = ""
-        st.pop("wait_timed_out", None)
-        if isinstance(result, Done):
-            st["status"] = StepStatus.DONE
-            op.data.update(result.data)
-            run.outcome = Outcome.DONE
-        elif isinstance(result, RetryAfter):
-            delay = max(0.0, float(result.seconds))
+    st = step_state(op, step.name)
+    run = StepRun(
+        operation_id=op.pk,
+        step=step.name,
+        position=op.position,
+        attempt=ctx.attempt,
+        started_at=_dt(st.get("started_at") or _ts(now)),
+        finished_at=now,
+        worker=WORKER,
+    )
+    for key in ("wait_timed_out", "started_at", "worker"):
+        st.pop(key, None)
+    if isinstance(result, Done):
+        st["status"] = StepStatus.DONE
+        op.data.update(result.data)
+        run.outcome = Outcome.DONE
+    elif isinstance(result, RetryAfter):
+        delay = max(0.0, float(result.seconds))
+        st["status"] = StepStatus.RETRYING
+        st["next_run_at"] = _ts(now) + delay
+        run.outcome, run.message, run.retry_delay = Outcome.RETRY, result.reason, delay
+    elif isinstance(result, WaitForSignal):
+        deadline = result.deadline if isinstance(result.deadline, datetime) else now + result.deadline
+        run.outcome, run.message = Outcome.WAIT, result.message or f"waiting for {result.signal}"
+        early = Signal.objects.filter(operation_id=op.pk, name=result.signal, consumed_at__isnull=True)
+        if early.exclude(pk__in=ctx.consumed_signals).exists():
+            st["status"] = StepStatus.PENDING  # it arrived while the step ran: go again at once
+        else:
+            st["status"] = StepStatus.WAITING
+            st["wait_deadline"] = _ts(deadline)
+        op.waiting_for = result.signal
+        op.wait_deadline = deadline
+        op.instructions = result.instructions
+    elif isinstance(result, StepFailed):
+        st["status"] = StepStatus.FAILED
+        run.outcome, run.message, run.detail = Outcome.FAILED, result.message, result.detail
+        op.end_state = result.end_state
+        op.error_message = result.message
+        op.error_detail = result.detail
+    else:
+        text = f"{type(result).__name__}: {result}"
+        run.message, run.detail = text, "".join(traceback.format_exception(result))
+        if ctx.attempt >= step.retry.max_attempts:
+            st["status"] = StepStatus.FAILED
+            run.outcome = Outcome.FAILED
+            op.end_state = OperationState.FAILED
+            op.error_message = (
+                f"{step.title or step.name} failed after {ctx.attempt} attempts: {text}. "
+                "The finished steps were undone; correct the cause and submit again."
+            )
+            op.error_detail = run.detail
+        else:
+            delay = step.retry.delay(ctx.attempt)
             st["status"] = StepStatus.RETRYING
             st["next_run_at"] = _ts(now) + delay
-            run.outcome, run.message, run.retry_delay = Outcome.RETRY, result.reason, delay
-            reason = result.reason
-        elif isinstance(result, WaitForSignal):
-            deadline = result.deadline if isinstance(result.deadline, datetime) else now + result.deadline
-            run.outcome, run.message = Outcome.WAIT, result.message or f"waiting for {result.signal}"
-            pending = Signal.objects.filter(
-                operation=op, name=result.signal, consumed_at__isnull=True
-            ).exclude(pk__in=ctx.consumed_signals)
-            if pending.exists():
-                st["status"] = StepStatus.PENDING  # it arrived while the step ran: go again at once
-            else:
-                st["status"] = StepStatus.WAITING
-                st["wait_deadline"] = _ts(deadline)
-            op.waiting_for = result.signal
-            op.wait_deadline = deadline
-            op.instructions = result.instructions
-            reason = result.message
-        elif isinstance(result, StepFailed):
-            st["status"] = StepStatus.FAILED
-            run.outcome, run.message, run.detail = Outcome.FAILED, result.message, result.detail
-            op.end_state = result.end_state
-            op.error_message = result.message
-            op.error_detail = result.detail
-        else:
-            detail = "".join(traceback.format_exception(result))
-            text = f"{type(result).__name__}: {result}"
-            run.message, run.detail = text, detail
-            if ctx.attempt >= step.retry.max_attempts:
-                st["status"] = StepStatus.FAILED
-                run.outcome = Outcome.FAILED
-                op.end_state = OperationState.FAILED
-                op.error_message = (
-                    f"{step.title or step.name} failed after {ctx.attempt} attempts: {text}. "
-                    "The finished steps were undone; correct the cause and submit again."
-                )
-                op.error_detail = detail
-            else:
-                delay = step.retry.delay(ctx.attempt)
-                st["status"] = StepStatus.RETRYING
-                st["next_run_at"] = _ts(now) + delay
-                run.outcome, run.retry_delay = Outcome.RETRY, delay
-                reason = f"attempt {ctx.attempt} failed: {text}"
-        run.save(update_fields=["finished_at", "outcome", "message", "detail", "retry_delay"])
-        if ctx.consumed_signals:
-            Signal.objects.filter(pk__in=ctx.consumed_signals).update(consumed_at=now)
-        go_on = settle(op, saga, now, reason)
-    log.info("operation %s: step %s attempt %s -> %s", op.pk, step.name, ctx.attempt, st["status"])
-    return go_on
+            run.outcome, run.retry_delay = Outcome.RETRY, delay
+            run.message = f"attempt {ctx.attempt} failed: {text}"
+    return run
 
 
-def settle(op: Operation, saga: Saga, now: datetime, reason: str = "") -> bool:
-    """Derive the operation's state from its current group's steps, save it, and enqueue what follows.
-    Runs with the row locked. Returns whether the Celery chain may go on to the next group."""
+@dataclass
+class Plan:
+    """What follows a change: may the chain go on, must the rest be sent again (after a countdown)."""
+
+    go_on: bool = False
+    send: bool = False
+    countdown: float | None = None
+    reason: str = ""
+
+
+def settle(op: Operation, saga: Saga, now: datetime, reason: str = "") -> Plan:
+    """Derive the operation's state from its current group's steps (in memory). The caller saves the
+    row and then carries out the plan (`commit_plan` does both)."""
     groups = saga.groups()
     group = groups[op.position]
     statuses = [step_state(op, s.name)["status"] for s in group]
     running = StepStatus.RUNNING in statuses
-    fields = ["steps", "data", "position", "end_state", "error_message", "error_detail"]
-    fields += ["waiting_for", "wait_deadline", "instructions", "finished_at", "next_run_at"]
 
     if op.end_state:
         if running:
-            _save(op, saga, *fields)  # the running sibling records its outcome first, then we undo
-            return False
+            return Plan(reason=reason)  # the running sibling records its outcome first, then we undo
         op.compensate()
         op.sweep_at = _redrive_at(now)
-        _save(op, saga, *fields)
-        enqueue(op, saga)
-        return False
+        return Plan(send=True)
 
     if all(s == StepStatus.DONE for s in statuses):
         op.waiting_for, op.wait_deadline, op.instructions = "", None, ""
@@ -348,27 +485,22 @@ def settle(op: Operation, saga: Saga, now: datetime, reason: str = "") -> bool:
             op.succeed()
             op.finished_at = now
             op.sweep_at = None
-            _save(op, saga, *fields)
-            return False
+            return Plan()
         op.position += 1
         op.queue_next()
         op.sweep_at = _bounded(op, _redrive_at(now))
-        _save(op, saga, *fields)
-        return True
+        return Plan(go_on=True)
 
     if running:
         op.run()
-        _save(op, saga, *fields)
-        return False
+        return Plan(reason=reason)
     if StepStatus.PENDING in statuses:
         op.queue_next()
         op.sweep_at = _bounded(op, _redrive_at(now))
-        _save(op, saga, *fields, reason=reason)
-        enqueue(op, saga)
-        return False
+        return Plan(send=True, reason=reason)
     if StepStatus.RETRYING in statuses:
         due = min(
-            step_state(op, s.name)["next_run_at"]
+            step_state(op, s.name).get("next_run_at", 0)
             for s in group
             if step_state(op, s.name)["status"] == StepStatus.RETRYING
         )
@@ -377,18 +509,22 @@ def settle(op: Operation, saga: Saga, now: datetime, reason: str = "") -> bool:
         op.next_run_at = _dt(due)
         if delay <= settings.SAGA_COUNTDOWN_MAX:
             op.sweep_at = _bounded(op, _redrive_at(now, delay))
-            _save(op, saga, *fields, reason=reason)
-            enqueue(op, saga, countdown=delay or None)
-            return False
+            return Plan(send=True, countdown=delay or None, reason=reason)
         op.sweep_at = _bounded(op, _dt(due))  # a long wait lives in the database, not in a countdown
-        _save(op, saga, *fields, reason=reason)
-        return False
-    # Every unfinished step waits for a signal.
+        return Plan(reason=reason)
+    # Every unfinished step of the group waits for a signal.
     deadlines = [step_state(op, s.name).get("wait_deadline") for s in group]
     op.wait()
     op.sweep_at = _bounded(op, _dt(min(d for d in deadlines if d)))
-    _save(op, saga, *fields, reason=reason)
-    return False
+    return Plan(reason=reason)
+
+
+def commit_plan(op: Operation, saga: Saga, now: datetime, reason: str = "") -> None:
+    """Settle, save and carry out, for callers that hold the row lock (services, the sweeper)."""
+    plan = settle(op, saga, now, reason)
+    _save(op, saga, reason=plan.reason)
+    if plan.send:
+        enqueue(op, saga, countdown=plan.countdown)
 
 
 def join_group(op_id: str, position: int) -> bool:
@@ -421,28 +557,19 @@ def compensate_next(op_id: str) -> int | None:
             op.end()
             op.finished_at = now
             op.sweep_at = None
-            _save(op, saga, "finished_at", "end_state", "error_message")
+            _save(op, saga)
             return None
         name = todo[0]
         st = step_state(op, name)
-        claim_until = st.get("compensation_claim", 0)
-        if claim_until > _ts(now):
+        if st.get("compensation_claim", 0) > _ts(now):
             return None  # another worker is undoing this step right now
         step = saga.step(name)
         st["compensations"] = attempt = st.get("compensations", 0) + 1
         st["compensation_claim"] = _ts(now) + _heartbeat_timeout(step)
         op.sweep_at = now + timedelta(seconds=_heartbeat_timeout(step))
-        _save(op, saga, "steps")
-        run = StepRun.objects.create(
-            operation=op,
-            step=name,
-            kind=StepRun.Kind.COMPENSATE,
-            position=saga.order().index(name),
-            attempt=attempt,
-            started_at=now,
-            worker=WORKER,
-        )
-    ctx = StepContext(op, saga, step, attempt, step_run_id=run.pk)
+        _save(op, saga)
+    started = now
+    ctx = StepContext(op, saga, step, attempt)
     error = None
     try:
         step.compensate(ctx)
@@ -453,7 +580,16 @@ def compensate_next(op_id: str) -> int | None:
         op = Operation.objects.select_for_update().get(pk=op_id)
         st = step_state(op, name)
         st.pop("compensation_claim", None)
-        run.finished_at = now
+        run = StepRun(
+            operation=op,
+            step=name,
+            kind=StepRun.Kind.COMPENSATE,
+            position=saga.order().index(name),
+            attempt=attempt,
+            started_at=started,
+            finished_at=now,
+            worker=WORKER,
+        )
         delay = 0.0
         if error is None:
             st["status"] = StepStatus.COMPENSATED
@@ -472,9 +608,9 @@ def compensate_next(op_id: str) -> int | None:
                     f"{op.error_message} Undoing '{step.title or step.name}' failed too ({run.message}): "
                     "a hostmaster must remove what it created by hand (see the operation's timeline)."
                 ).strip()
-        op.sweep_at = _redrive_at(now, delay or 0)
-        run.save(update_fields=["finished_at", "outcome", "message", "detail", "retry_delay"])
-        _save(op, saga, "steps", "end_state", "error_message")
+        op.sweep_at = _redrive_at(now, delay)
+        run.save(force_insert=True)
+        _save(op, saga)
         if delay and delay <= settings.SAGA_COUNTDOWN_MAX:
             enqueue(op, saga, countdown=delay)
     return 0 if not delay else None
@@ -512,13 +648,12 @@ def sweep_one(op_id) -> None:
         if op is None:
             return  # moved on meanwhile, or a worker holds it right now
         if op.is_terminal:
-            op.sweep_at = None
-            op.save(update_fields=["sweep_at"])
+            Operation.objects.filter(pk=op.pk).update(sweep_at=None)
             return
         saga = saga_for(op.kind)
         if op.state == OperationState.COMPENSATING:
             op.sweep_at = _redrive_at(now)
-            op.save(update_fields=["sweep_at"])
+            _save(op, saga)
             enqueue(op, saga)
             return
         if op.deadline and op.deadline <= now and not op.end_state:
@@ -546,10 +681,10 @@ def sweep_one(op_id) -> None:
             # retry waited in the database. Send the rest of the saga again; claims make it act once.
             log.info("operation %s: sending it again (%s)", op.pk, op.state)
             op.sweep_at = _bounded(op, _redrive_at(now))
-            op.save(update_fields=["sweep_at"])
+            _save(op, saga)
             enqueue(op, saga)
             return
-        settle(op, saga, now)
+        commit_plan(op, saga, now)
 
 
 def _mark_lost(op: Operation, group: list[Step], now: datetime) -> None:
@@ -557,11 +692,18 @@ def _mark_lost(op: Operation, group: list[Step], now: datetime) -> None:
         st = step_state(op, step.name)
         if st["status"] != StepStatus.RUNNING:
             continue
-        StepRun.objects.filter(
-            operation=op, step=step.name, attempt=st["attempts"], finished_at__isnull=True
-        ).update(
-            finished_at=now, outcome=Outcome.LOST, message="The worker stopped answering (killed or hung)."
+        StepRun.objects.create(
+            operation=op,
+            step=step.name,
+            position=op.position,
+            attempt=st["attempts"],
+            started_at=_dt(st.get("started_at") or _ts(now)),
+            finished_at=now,
+            outcome=Outcome.LOST,
+            message="The worker stopped answering (killed or hung).",
+            worker=st.get("worker", ""),
         )
+        st.pop("started_at", None)
         if st["attempts"] >= step.retry.max_attempts:
             st["status"] = StepStatus.FAILED
             op.end_state = OperationState.FAILED

@@ -1,0 +1,253 @@
+"""Benchmarks that print numbers (README, "Benchmarks"; results in BENCHMARKS.md).
+
+    python -m provisioning.bench saga [--n 500] [--latency 20]
+        N no-op 5-step sagas against N plain Celery chains of 5 no-op tasks, on the same broker and the
+        same worker (started here: prefork, 2 processes), then queries and write commits per step.
+    python -m provisioning.bench sweep [--sizes 1000 100000] [--due 100]
+        One sweeper tick with that many waiting operations of which --due are due.
+
+Uses DATABASE_URL / CELERY_BROKER_URL / CELERY_RESULT_BACKEND like the service; run it against
+PostgreSQL and Redis, on a database you can spare (it adds rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "provisioning.settings")
+django.setup()
+
+from celery import chain, shared_task  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from provisioning.celery import app  # noqa: E402
+from provisioning.models import Operation  # noqa: E402
+from provisioning.saga import runner  # noqa: E402
+
+STEPS = 5
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@shared_task(name="provisioning.bench_noop")
+def noop(x):
+    return x
+
+
+def plain_chain(i: int):
+    return chain(noop.s(i), *[noop.s() for _ in range(STEPS - 1)])
+
+
+def start_worker() -> subprocess.Popen:
+    log = open(Path(os.environ.get("DATA_DIR", "/tmp")) / "bench-worker.log", "w")
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "provisioning",
+        "worker",
+        "-l",
+        "warning",
+        "-P",
+        "prefork",
+        "-c",
+        "2",
+        "-n",
+        f"bench-{os.getpid()}@%h",
+        "--include",
+        "provisioning.bench",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    for _ in range(10):  # warm-up doubles as the readiness check
+        try:
+            plain_chain(0).apply_async().get(timeout=30)
+            return proc
+        except Exception:
+            time.sleep(1)
+    raise SystemExit("the benchmark worker did not start (see bench-worker.log)")
+
+
+def stop_worker(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+def start_saga():
+    with transaction.atomic():
+        return runner.start(kind="demo").pk
+
+
+def wait_sagas(ids: list, timeout: float = 600, poll: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    pending = set(ids)
+    while pending:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{len(pending)} sagas did not finish in {timeout} s")
+        done = set(
+            Operation.objects.filter(pk__in=list(pending), state="succeeded").values_list("pk", flat=True)
+        )
+        pending -= done
+        if pending:
+            time.sleep(poll)
+
+
+def measure_latency(run_one, samples: int) -> float:
+    lat = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        run_one()
+        lat.append(time.perf_counter() - t0)
+        time.sleep(0.05)
+    return statistics.median(lat) * 1000
+
+
+def step_costs() -> dict:
+    """Queries and write transactions of one 5-step saga, run step by step in this process through the
+    same runner code the worker runs."""
+    statements: list[str] = []
+    commits: list[bool] = []  # per commit: did its transaction write?
+    writes = {"INSERT", "UPDATE", "DELETE"}
+    wrote = False
+
+    def record(execute, sql, params, many, context):
+        nonlocal wrote
+        verb = sql.split(None, 1)[0].upper()
+        statements.append(verb)
+        if verb in writes:
+            if connection.in_atomic_block:
+                wrote = True
+            else:
+                commits.append(True)  # autocommit: the statement is its own transaction
+        return execute(sql, params, many, context)
+
+    real_commit = connection.commit
+
+    def counting_commit():
+        nonlocal wrote
+        commits.append(wrote)
+        wrote = False
+        return real_commit()
+
+    op_id = start_saga()
+    op = Operation.objects.get(pk=op_id)
+    names = list(op.steps)
+    connection.commit = counting_commit
+    try:
+        with connection.execute_wrapper(record):
+            runner.execute_segment(str(op_id), op.kind, list(range(len(names))))
+    finally:
+        del connection.commit
+    txs = sum(commits)
+    return {
+        "queries_per_step": round(len(statements) / len(names), 2),
+        "write_commits_per_step": round(txs / len(names), 2),
+        "final_state": Operation.objects.get(pk=op_id).state,
+    }
+
+
+def bench_saga(n: int, samples: int) -> dict:
+    costs = step_costs()
+    app.control.purge()  # the step-by-step run above also sent its chain; drop it
+    worker = start_worker()
+    try:
+        for _ in range(5):
+            wait_sagas([start_saga()])
+        chain_p50 = measure_latency(lambda: plain_chain(1).apply_async().get(timeout=30), samples)
+        saga_p50 = measure_latency(lambda: wait_sagas([start_saga()], poll=0.002), samples)
+
+        t0 = time.perf_counter()
+        results = [plain_chain(i).apply_async() for i in range(n)]
+        for r in results:
+            r.get(timeout=600)
+        chain_s = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        ids = [start_saga() for _ in range(n)]
+        wait_sagas(ids)
+        saga_s = time.perf_counter() - t0
+    finally:
+        stop_worker(worker)
+    return {
+        "benchmark": "saga",
+        "N": n,
+        "steps": STEPS,
+        "chain_per_s": round(n / chain_s, 1),
+        "saga_per_s": round(n / saga_s, 1),
+        "ratio": round(chain_s / saga_s, 3),
+        "chain_p50_ms": round(chain_p50, 1),
+        "saga_p50_ms": round(saga_p50, 1),
+        "latency_ratio": round(saga_p50 / chain_p50, 2),
+        **costs,
+    }
+
+
+def bench_sweep(sizes: list[int], due: int) -> dict:
+    """Time one sweeper tick over `due` due operations hidden among `size` waiting ones. The due ones
+    are terminal rows with a stale sweep_at, so the tick only clears them: it measures finding them."""
+    from datetime import timedelta
+
+    result = {"benchmark": "sweep", "due": due}
+    for size in sizes:
+        Operation.objects.filter(kind="demo", data__bench="sweep").delete()
+        now = timezone.now()
+        far = now + timedelta(days=1)
+        rows = [
+            Operation(kind="demo", state="waiting", sweep_at=far, data={"bench": "sweep"}, steps={})
+            for _ in range(size - due)
+        ]
+        rows += [
+            Operation(
+                kind="demo",
+                state="succeeded",
+                sweep_at=now - timedelta(seconds=1),
+                data={"bench": "sweep"},
+                steps={},
+            )
+            for _ in range(due)
+        ]
+        Operation.objects.bulk_create(rows, batch_size=5000)
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("ANALYZE provisioning_operation")
+        t0 = time.perf_counter()
+        moved = runner.sweep()
+        elapsed = time.perf_counter() - t0
+        result[f"tick_ms_at_{size}"] = round(elapsed * 1000, 1)
+        result[f"moved_at_{size}"] = moved
+        Operation.objects.filter(kind="demo", data__bench="sweep").delete()
+    small, large = (f"tick_ms_at_{s}" for s in (sizes[0], sizes[-1]))
+    result["ratio_large_to_small"] = round(result[large] / result[small], 2)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m provisioning.bench")
+    sub = parser.add_subparsers(dest="what", required=True)
+    saga = sub.add_parser("saga")
+    saga.add_argument("--n", type=int, default=500)
+    saga.add_argument("--latency", type=int, default=20)
+    sweep = sub.add_parser("sweep")
+    sweep.add_argument("--sizes", type=int, nargs="+", default=[1000, 100000])
+    sweep.add_argument("--due", type=int, default=100)
+    args = parser.parse_args()
+    if args.what == "saga":
+        print(json.dumps(bench_saga(args.n, args.latency)))
+    else:
+        print(json.dumps(bench_sweep(args.sizes, args.due)))
+
+
+if __name__ == "__main__":
+    main()
