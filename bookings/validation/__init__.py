@@ -108,5 +108,18 @@ def merge(into: Errors, prefix: str, errors: Errors) -> Errors:
     return into
 
 
+def flatten(errors: dict, prefix: str = "") -> dict[str, list[str]]:
+    """`{"resources": {"CPU": [...]}}` → `{"resources.CPU": [...]}`: one flat field-error map, the shape
+    Django's ValidationError (and so the API's 400) carries."""
+    flat: dict[str, list[str]] = {}
+    for key, value in errors.items():
+        name = f"{prefix}.{key}" if prefix and key != "non_field_errors" else (prefix or str(key))
+        if isinstance(value, dict):
+            flat.update(flatten(value, name))
+        else:
+            flat.setdefault(name, []).extend(value)
+    return flat
+
+
 def first(messages: Iterable[str]) -> str:
     return next(iter(messages), "")
