@@ -4,6 +4,7 @@ and commands call these; none holds logic of its own."""
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Any
 
@@ -29,7 +30,7 @@ from bookings.validation.resources import pool_overflow, validate_parent, valida
 from provisioning.choices import OperationState
 from provisioning.models import Customer, Operation
 from provisioning.saga import runner
-from provisioning.saga.definition import StatusView
+from provisioning.saga.definition import StatusView, saga_for
 from provisioning.selectors import customer_ids_of
 from provisioning.services import (
     Conflict,
@@ -39,6 +40,8 @@ from provisioning.services import (
     operation_retry,
     operation_signal,
 )
+
+log = logging.getLogger("bookings")
 
 # Which saga creates the assets of each booking type (bookings.sagas).
 SAGA_KINDS = {
@@ -188,10 +191,28 @@ def booking_item_create(
             valid_from=valid_from or timezone.localdate(),
             valid_to=valid_to,
         )
+        operation = None
         if hosting_asset:
             event = BookingItemCreatedEvent.objects.create(booking_item=item, asset_data=hosting_asset)
-            _start_saga(event, item, project.customer)
+            operation = _start_saga(event, item, project.customer)
+    if operation is not None:
+        _advance_inline(operation)
     return item
+
+
+def _advance_inline(operation: Operation) -> None:
+    """Run the first steps (validate, then the check for what is missing) in the request, after the
+    commit, so that the 201 already says what the booking waits for. The worker got the same steps
+    from the outbox: the engine's claims let only one of the two run each step, so nothing runs
+    twice; any error stays on the operation and never reaches the booking."""
+    groups = int(getattr(settings, "BOOKINGS_INLINE_STEPS", 2))
+    saga = saga_for(operation.kind)
+    try:
+        for position, group in enumerate(saga.groups()[:groups]):
+            if len(group) != 1 or not runner.execute_step(str(operation.pk), position, group[0].name):
+                return
+    except Exception:  # the worker and the sweeper carry on from the row; the booking stands
+        log.exception("operation %s: the inline start failed; the worker goes on", operation.pk)
 
 
 def _start_saga(event: BookingItemCreatedEvent, item: BookingItem, customer: Customer) -> Operation:
@@ -277,6 +298,8 @@ def hosting_asset_create(
         raise ValidationError(flatten(errors))
     if customer is None and booking_item is not None:
         customer = booking_item.project.customer
+    if customer is None and parent_asset is not None:
+        customer = parent_asset.customer
     try:
         with transaction.atomic():
             return HostingAsset.objects.create(

@@ -14,6 +14,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         model = Project
         fields = ["id", "customer", "caption", "created_at"]
         read_only_fields = ["id", "created_at"]
+        validators: list = []  # the service defaults the customer and checks the caption is free
 
 
 class HostingAssetCreationSerializer(serializers.ModelSerializer):
