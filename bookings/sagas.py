@@ -19,6 +19,7 @@ from bookings.services import event_write_status, hosting_asset_create
 from bookings.validation.asset_data import validate_asset_data
 from bookings.validation.domains import candidate_names, normalize
 from bookings.verification import DnsUnavailable, instructions, verify_ownership
+from provisioning.models import StepRun
 from provisioning.saga import Done, RetryAfter, RetryPolicy, Saga, Step, StepFailed, WaitForSignal
 from provisioning.saga.steps import StepTimedOut
 from provisioning.services import is_hostmaster
@@ -45,14 +46,16 @@ def _clock(ctx, name: str) -> float:
     return float(ctx.data.get("clocks", {}).get(name, 60.0))
 
 
-def _waited_too_long(ctx, key: str, limit: float) -> bool:
-    """Whether the wait that started at the first check (kept in the row) has lasted `limit` seconds."""
-    now = ctx.now().timestamp()
-    started = ctx.data.get(key)
-    if started is None:
-        ctx.save(**{key: now})
-        return False
-    return now - float(started) > limit
+def _waited_too_long(ctx, limit: float) -> bool:
+    """Whether this step has been trying (its first attempt, from the timeline) for `limit` seconds.
+    The timeline is the engine's own record, so this clock survives crashes and re-deliveries."""
+    first = (
+        StepRun.objects.filter(operation_id=ctx.operation.pk, step=ctx.step.name)
+        .order_by("started_at")
+        .values_list("started_at", flat=True)
+        .first()
+    )
+    return first is not None and (ctx.now() - first).total_seconds() > limit
 
 
 def _from_hostmaster(payload: dict) -> bool:
@@ -145,7 +148,7 @@ class TargetServer(Step):
                 note = f" (the assigned server '{payload.get('server')}' does not exist)"
         if server is not None:
             return Done({"server_id": server.pk})
-        if _waited_too_long(ctx, "server_wait_started", _clock(ctx, "hostmaster_give_up")):
+        if _waited_too_long(ctx, _clock(ctx, "hostmaster_give_up")):
             raise StepTimedOut(
                 "No hostmaster assigned a target server in time; the webspace was not created."
             )
@@ -196,9 +199,8 @@ class VerifyOwnership(Step):
             return RetryAfter(min(300.0, 5.0 * ctx.attempt), reason=str(exc))
         if result.proven:
             return Done({"proof": result.reason})
-        checks = int(ctx.data.get("dns_checks", 0)) + 1
-        ctx.save(dns_checks=checks)
-        if _waited_too_long(ctx, "dns_wait_started", _clock(ctx, "dns_give_up")):
+        checks = ctx.attempt  # every check is an attempt of this step; the row counts them
+        if _waited_too_long(ctx, _clock(ctx, "dns_give_up")):
             raise StepTimedOut(f"Ownership of {domain} was not proven in time: {result.reason}")
         delay = min(_clock(ctx, "dns_recheck_max"), _clock(ctx, "dns_recheck") * 2 ** (checks - 1))
         return WaitForSignal(
@@ -231,7 +233,7 @@ class ManualSetup(Step):
                     {"identifier": payload.get("identifier") or _event(ctx).asset_data.get("identifier")}
                 )
             note = " (a 'setup done' from somebody who is not a hostmaster was ignored)"
-        if _waited_too_long(ctx, "setup_wait_started", _clock(ctx, "hostmaster_give_up")):
+        if _waited_too_long(ctx, _clock(ctx, "hostmaster_give_up")):
             raise StepTimedOut(f"No hostmaster finished the setup of {item.caption} in time.")
         return WaitForSignal(
             SignalName.SETUP_DONE,

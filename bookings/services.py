@@ -5,6 +5,7 @@ and commands call these; none holds logic of its own."""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import date
 from typing import Any
 
@@ -208,9 +209,25 @@ def _advance_inline(operation: Operation) -> None:
     groups = int(getattr(settings, "BOOKINGS_INLINE_STEPS", 2))
     saga = saga_for(operation.kind)
     try:
+        go_on = False
         for position, group in enumerate(saga.groups()[:groups]):
-            if len(group) != 1 or not runner.execute_step(str(operation.pk), position, group[0].name):
+            go_on = len(group) == 1 and runner.execute_step(str(operation.pk), position, group[0].name)
+            if not go_on:
+                break
+        if go_on:
+            # We ran the steps the worker's chain would have run: the chain may have stopped on our
+            # claim, so send the rest (a second message is harmless, claims make each step run once).
+            op = Operation.objects.get(pk=operation.pk)
+            if op.state == OperationState.PENDING and not op.end_state:
+                runner.enqueue(op, saga)
+        # The worker may have taken a step before us: give it a moment, so that the answer says
+        # "waiting" rather than "running" when the step only looks at the database or the DNS.
+        deadline = time.monotonic() + float(getattr(settings, "BOOKINGS_INLINE_WAIT", 1.0))
+        while time.monotonic() < deadline:
+            row = Operation.objects.filter(pk=operation.pk).values("state", "position").first()
+            if row is None or row["state"] != OperationState.RUNNING or row["position"] >= groups:
                 return
+            time.sleep(0.02)
     except Exception:  # the worker and the sweeper carry on from the row; the booking stands
         log.exception("operation %s: the inline start failed; the worker goes on", operation.pk)
 
