@@ -29,6 +29,7 @@ from bookings.validation.assets import CONFIGS, HIERARCHY, hierarchy_errors, ide
 from bookings.validation.domains import domain_error, generate_verification_code, normalize
 from bookings.validation.resources import pool_overflow, validate_parent, validate_resources
 from provisioning.choices import OperationState
+from provisioning.env import env_float
 from provisioning.models import Customer, Operation
 from provisioning.saga import runner
 from provisioning.saga.definition import StatusView, saga_for
@@ -55,7 +56,8 @@ SAGA_KINDS = {
 
 
 def _setting(name: str, default: float) -> float:
-    return float(getattr(settings, name, default))
+    """A bookings setting: Django settings first (tests override there), then the environment."""
+    return float(getattr(settings, name, env_float(name, default)))
 
 
 def saga_clocks() -> dict[str, float]:
@@ -206,7 +208,7 @@ def _advance_inline(operation: Operation) -> None:
     commit, so that the 201 already says what the booking waits for. The worker got the same steps
     from the outbox: the engine's claims let only one of the two run each step, so nothing runs
     twice; any error stays on the operation and never reaches the booking."""
-    groups = int(getattr(settings, "BOOKINGS_INLINE_STEPS", 2))
+    groups = int(_setting("BOOKINGS_INLINE_STEPS", 2))
     saga = saga_for(operation.kind)
     try:
         go_on = False
@@ -222,7 +224,7 @@ def _advance_inline(operation: Operation) -> None:
                 runner.enqueue(op, saga)
         # The worker may have taken a step before us: give it a moment, so that the answer says
         # "waiting" rather than "running" when the step only looks at the database or the DNS.
-        deadline = time.monotonic() + float(getattr(settings, "BOOKINGS_INLINE_WAIT", 1.0))
+        deadline = time.monotonic() + _setting("BOOKINGS_INLINE_WAIT", 1.0)
         while time.monotonic() < deadline:
             row = Operation.objects.filter(pk=operation.pk).values("state", "position").first()
             if row is None or row["state"] != OperationState.RUNNING or row["position"] >= groups:
