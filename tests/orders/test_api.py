@@ -105,3 +105,34 @@ def test_it_never_shows_vault_values(owner):
     text = owner[1].get(f"/api/orders/{order_id}/").content.decode()
     assert all(value not in text for value in values)
     assert "DATABASE_PASSWORD" not in text
+
+
+def test_admin_pages_show_orders_environments_and_services_without_vault_values(
+    owner, admin_client, settings
+):
+    from provisioning.orders import services, vault
+
+    # No collectstatic in tests: plain static storage instead of the manifest.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+    order_id = post(owner[1], ORDER.format(n=9)).json()["id"]
+    services.environment_configure(order=Order.objects.get(pk=order_id))
+    deployment = ServiceDeployment.objects.get()
+    services.vault_ensure(deployment=deployment)
+    values = [vault.decrypt(v.ciphertext) for v in deployment.vault.all()]
+    pages = [
+        "/admin/orders/order/",
+        f"/admin/orders/order/{order_id}/change/",
+        "/admin/orders/environment/",
+        f"/admin/orders/environment/{deployment.environment_id}/change/",
+        "/admin/orders/servicedeployment/?status__exact=pending",
+        f"/admin/orders/servicedeployment/{deployment.pk}/change/",
+    ]
+    for page in pages:
+        answer = admin_client.get(page)
+        assert answer.status_code == 200, page
+        assert all(value not in answer.content.decode() for value in values), page
+    assert "DATABASE_PASSWORD" in admin_client.get(pages[-1]).content.decode()  # the name, not the value
