@@ -1,0 +1,365 @@
+"""The build→launch saga: build the image in every region (a chord) → wait until it is ready (polling
+with heartbeats and backoff, bounded by the build timeout) → ensure the public key → reserve the
+launch (a dry run per region, and the client tokens) → launch the instances in every region (a chord)
+→ fetch their descriptions.
+
+Steps are per region where the work is, so the saga has one kind per number of regions
+(`images.build_launch.N`, N up to MAX_REGIONS); the region of a step is `ctx.data["regions"][index]`.
+Each step asks the provider before it creates anything and passes idempotency references (the build
+reference, the key's fingerprint, the client token), so a step that runs again after a crash never
+creates a second image, key or set of instances. Undoing "Reserving the launch" terminates every
+instance tagged with the reservation in every region, those still starting included, so a launch
+that fails or times out half-way leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+
+from images import conf
+from images.manifest import MAX_REGIONS
+from images.models import Reservation, ReservationInstance
+from provisioning.providers import (
+    BuildState,
+    InstanceState,
+    LaunchRequest,
+    Provider,
+    ProviderError,
+    get_provider,
+)
+from provisioning.providers.base import TAG_CUSTOMER, TAG_RESERVATION, TAG_TOKEN
+from provisioning.saga import Done, RetryAfter, RetryPolicy, Saga, Step, StepFailed, StepTimedOut
+from provisioning.saga.context import StepContext
+
+log = logging.getLogger("images")
+
+TITLES = {
+    "build": "Building the image",
+    "wait_ready": "Waiting for the image to be ready",
+    "ensure_key": "Ensuring the public key",
+    "reserve": "Reserving the launch",
+    "launch": "Launching instances",
+    "fetch": "Fetching instance descriptions",
+}
+# How long one run of a polling step goes on before it hands the worker back (RetryAfter).
+POLL_WINDOW = 60.0
+
+_PROVIDER_RETRY = RetryPolicy(max_attempts=5, backoff=1.0, multiplier=2.0, max_interval=30.0)
+
+
+def reservation_of(ctx: StepContext) -> Reservation:
+    reservation = (
+        Reservation.objects.select_related("build", "account", "pubkey", "customer")
+        .filter(pk=ctx.data["reservation_id"])
+        .first()
+    )
+    if reservation is None:
+        raise StepFailed("The reservation is gone: nothing to launch.")
+    return reservation
+
+
+def provider_of(reservation: Reservation) -> Provider:
+    account = reservation.account.provider_account() if reservation.account else None
+    return get_provider(reservation.provider, account, fault=reservation.detail.get("inject_fault", ""))
+
+
+def _permanent(exc: ProviderError, what: str) -> Exception:
+    """A refusal no retry mends ends the saga with a message; anything else is retried."""
+    if exc.retryable:
+        return exc
+    return StepFailed(f"{what} failed: {exc.message}. Correct the request and submit it again.", str(exc))
+
+
+def _pause(ctx: StepContext, seconds: float) -> None:
+    """Sleep, telling the sweeper at least every second that this step is alive."""
+    end = time.monotonic() + seconds
+    while True:
+        ctx.heartbeat()
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(1.0, left))
+
+
+def _deadline(ctx: StepContext, name: str, seconds: float) -> float:
+    """A clock kept in the operation's data from the step's first run, so that it survives crashes."""
+    if name not in ctx.data:
+        ctx.save(**{name: time.time() + seconds})
+    return float(ctx.data[name])
+
+
+class RegionStep(Step):
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def region(self, ctx: StepContext) -> str:
+        return ctx.data["regions"][self.index]
+
+
+class BuildImage(RegionStep):
+    weight = 1
+    title = TITLES["build"]
+    retry = _PROVIDER_RETRY
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.name = f"build_{index}"
+
+    def run(self, ctx: StepContext) -> Done:
+        region = self.region(ctx)
+        if f"image:{region}" in ctx.data:
+            return Done()
+        reservation = reservation_of(ctx)
+        build = reservation.build
+        try:
+            image_id = provider_of(reservation).start_build(
+                region=region, build_ref=build.build_ref, name=build.name, manifest=build.manifest
+            )
+        except ProviderError as exc:
+            raise _permanent(exc, f"Building the image in {region}") from exc
+        return Done({f"image:{region}": image_id})
+
+    def compensate(self, ctx: StepContext) -> None:
+        region = self.region(ctx)
+        image_id = ctx.data.get(f"image:{region}")
+        if not image_id or ctx.data.get(f"deleted:{region}"):
+            return
+        reservation = reservation_of(ctx)
+        # A one-off image goes with its launch; an unfinished build is of no use to anybody. A ready
+        # image that was not one-off stays: launching it again is cheaper than building it again.
+        if reservation.build.one_off or not ctx.data.get("image_ready"):
+            provider_of(reservation).delete_image(region=region, image_id=image_id)
+            ctx.save(**{f"deleted:{region}": True})
+
+
+class WaitUntilReady(Step):
+    name = "wait_ready"
+    weight = 2
+    title = TITLES["wait_ready"]
+    retry = _PROVIDER_RETRY
+
+    def run(self, ctx: StepContext) -> Done | RetryAfter:
+        reservation = reservation_of(ctx)
+        provider = provider_of(reservation)
+        deadline = _deadline(ctx, "build_deadline", conf.build_timeout())
+        interval = conf.poll_interval()
+        window_end = time.monotonic() + POLL_WINDOW
+        while True:
+            waiting = []
+            for region in ctx.data["regions"]:
+                try:
+                    status = provider.describe_build(region=region, image_id=ctx.data[f"image:{region}"])
+                except ProviderError as exc:
+                    raise _permanent(exc, f"Looking at the build in {region}") from exc
+                if status.state == BuildState.FAILED:
+                    raise StepFailed(
+                        f"The image build failed in {region}: {status.message}. "
+                        "Check the manifest (packages, customizations) and submit it again."
+                    )
+                if status.state != BuildState.READY:
+                    waiting.append(f"{region}: {status.message or status.state}")
+            if not waiting:
+                return Done({"image_ready": True})
+            if time.time() >= deadline:
+                raise StepTimedOut(
+                    f"The image was not ready within {conf.build_timeout():.0f} s ({'; '.join(waiting)}); "
+                    "the build was stopped and nothing was launched. Submit it again later."
+                )
+            if time.monotonic() >= window_end:
+                return RetryAfter(interval, reason="the image is still building")
+            _pause(ctx, min(interval, max(0.0, deadline - time.time())))
+            interval = min(interval * 2, 30.0)
+
+
+class EnsurePublicKey(Step):
+    name = "ensure_key"
+    weight = 3
+    title = TITLES["ensure_key"]
+    retry = _PROVIDER_RETRY
+
+    def run(self, ctx: StepContext) -> Done:
+        reservation = reservation_of(ctx)
+        if reservation.pubkey is None:
+            return Done()
+        provider = provider_of(reservation)
+        key = reservation.pubkey
+        name = "provisioning-" + hashlib.sha256(key.fingerprint.encode()).hexdigest()[:16]
+        for region in ctx.data["regions"]:
+            if f"key:{region}" in ctx.data:
+                continue
+            try:
+                pair = provider.ensure_public_key(region=region, name=name, public_key=key.body)
+            except ProviderError as exc:
+                raise _permanent(exc, f"Uploading the public key to {region}") from exc
+            ctx.save(**{f"key:{region}": pair.name})
+        return Done()
+
+
+def launch_request(ctx: StepContext, reservation: Reservation, region: str) -> LaunchRequest:
+    # The token names the operation too: a reservation started anew (a retry after failure) launches
+    # a new set, while any re-run of this operation's steps finds the set it launched before.
+    return LaunchRequest(
+        region=region,
+        image_id=ctx.data[f"image:{region}"],
+        count=int(reservation.regions[region]),
+        instance_type=reservation.instance_type,
+        key_name=ctx.data.get(f"key:{region}", ""),
+        client_token=f"res-{reservation.pk}-{ctx.operation_id[:8]}-{region}",
+        tags={TAG_RESERVATION: str(reservation.pk), TAG_CUSTOMER: str(reservation.customer_id)},
+    )
+
+
+def terminate_reservation(provider: Provider, reservation: Reservation, regions: list[str]) -> int:
+    """Terminate every instance tagged with the reservation in `regions` (those still starting
+    included) and wait until they are gone; return how many there were."""
+    count = 0
+    for region in regions:
+        found = provider.find_instances(region=region, tags={TAG_RESERVATION: str(reservation.pk)})
+        ids = sorted(
+            {i.id for i in found}
+            | set(
+                ReservationInstance.objects.filter(reservation=reservation, region=region)
+                .exclude(state=InstanceState.TERMINATED)
+                .values_list("instance_id", flat=True)
+            )
+        )
+        if not ids:
+            continue
+        provider.terminate_instances(region=region, instance_ids=ids)
+        if not provider.wait_terminated(region=region, instance_ids=ids, timeout=60):
+            raise ProviderError(f"instances in {region} did not terminate within 60 s: {', '.join(ids)}")
+        ReservationInstance.objects.filter(reservation=reservation, instance_id__in=ids).update(
+            state=InstanceState.TERMINATED
+        )
+        count += len(ids)
+    return count
+
+
+class ReserveLaunch(Step):
+    name = "reserve"
+    weight = 4
+    title = TITLES["reserve"]
+    retry = _PROVIDER_RETRY
+
+    def run(self, ctx: StepContext) -> Done:
+        reservation = reservation_of(ctx)
+        provider = provider_of(reservation)
+        for region in ctx.data["regions"]:
+            try:
+                provider.check_launch(launch_request(ctx, reservation, region))
+            except ProviderError as exc:
+                raise _permanent(exc, f"Checking the launch in {region}") from exc
+        return Done()
+
+    def compensate(self, ctx: StepContext) -> None:
+        reservation = reservation_of(ctx)
+        count = terminate_reservation(provider_of(reservation), reservation, ctx.data["regions"])
+        log.info("reservation %s: terminated %s instances while undoing the launch", reservation.pk, count)
+
+
+class LaunchInstances(RegionStep):
+    weight = 5
+    title = TITLES["launch"]
+    retry = _PROVIDER_RETRY
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.name = f"launch_{index}"
+
+    def run(self, ctx: StepContext) -> Done | RetryAfter:
+        region = self.region(ctx)
+        reservation = reservation_of(ctx)
+        provider = provider_of(reservation)
+        request = launch_request(ctx, reservation, region)
+        deadline = _deadline(ctx, f"launch_deadline:{region}", conf.launch_timeout())
+        try:
+            launched = provider.launch_instances(request)
+        except ProviderError as exc:
+            raise _permanent(exc, f"Launching instances in {region}") from exc
+        for instance in launched:
+            ReservationInstance.objects.update_or_create(
+                reservation=reservation,
+                instance_id=instance.id,
+                defaults={"region": region, "state": instance.state, "detail": instance.detail()},
+            )
+        window_end = time.monotonic() + POLL_WINDOW
+        interval = 0.2
+        while True:
+            found = provider.find_instances(region=region, tags={TAG_TOKEN: request.client_token})
+            running = [i for i in found if i.state == InstanceState.RUNNING]
+            if len(running) >= request.count:
+                return Done({f"instances:{region}": sorted(i.id for i in running)})
+            if time.time() >= deadline:
+                raise StepTimedOut(
+                    f"The instances in {region} were not running within {conf.launch_timeout():.0f} s "
+                    f"({len(running)} of {request.count}); they were terminated. Submit the launch again."
+                )
+            if time.monotonic() >= window_end:
+                return RetryAfter(interval, reason=f"{len(running)} of {request.count} instances running")
+            _pause(ctx, interval)
+            interval = min(interval * 2, 5.0)
+
+    def compensate(self, ctx: StepContext) -> None:
+        region = self.region(ctx)
+        reservation = reservation_of(ctx)
+        terminate_reservation(provider_of(reservation), reservation, [region])
+
+
+class FetchDescriptions(Step):
+    name = "fetch"
+    weight = 6
+    title = TITLES["fetch"]
+    retry = RetryPolicy(max_attempts=4, backoff=1.0, multiplier=2.0, max_interval=10.0)
+
+    def run(self, ctx: StepContext) -> Done:
+        reservation = reservation_of(ctx)
+        provider = provider_of(reservation)
+        count = 0
+        for region in ctx.data["regions"]:
+            ids = ctx.data.get(f"instances:{region}", [])
+            try:
+                described = provider.describe_instances(region=region, instance_ids=ids)
+            except ProviderError as exc:
+                raise _permanent(exc, f"Describing the instances in {region}") from exc
+            for instance in described:
+                ReservationInstance.objects.update_or_create(
+                    reservation=reservation,
+                    instance_id=instance.id,
+                    defaults={"region": region, "state": instance.state, "detail": instance.detail()},
+                )
+            count += len(described)
+        return Done({"described": count})
+
+
+class BuildLaunchSaga(Saga):
+    """The base of `images.build_launch.N`; its status goes onto the reservation (and, through the
+    reservation's status listener, onto whatever another app launched it for)."""
+
+    def write_status(self, operation, view) -> None:
+        from images.services import reservation_write_status
+
+        reservation_write_status(operation=operation, view=view, saga=self)
+
+
+def saga_kind(regions: int) -> str:
+    return f"images.build_launch.{regions}"
+
+
+def _define(regions: int) -> type[BuildLaunchSaga]:
+    steps: list[Step] = [BuildImage(i) for i in range(regions)]
+    steps += [WaitUntilReady(), EnsurePublicKey(), ReserveLaunch()]
+    steps += [LaunchInstances(i) for i in range(regions)]
+    steps.append(FetchDescriptions())
+    return type(
+        f"BuildLaunch{regions}",
+        (BuildLaunchSaga,),
+        {
+            "kind": saga_kind(regions),
+            "steps": steps,
+        },
+    )
+
+
+SAGAS = {n: _define(n) for n in range(1, MAX_REGIONS + 1)}
