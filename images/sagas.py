@@ -228,7 +228,9 @@ def terminate_reservation(provider: Provider, reservation: Reservation, regions:
         if not ids:
             continue
         provider.terminate_instances(region=region, instance_ids=ids)
-        if not provider.wait_terminated(region=region, instance_ids=ids, timeout=60):
+        if not provider.wait_terminated(
+            region=region, tags={TAG_RESERVATION: str(reservation.pk)}, timeout=60
+        ):
             raise ProviderError(f"instances in {region} did not terminate within 60 s: {', '.join(ids)}")
         ReservationInstance.objects.filter(reservation=reservation, instance_id__in=ids).update(
             state=InstanceState.TERMINATED

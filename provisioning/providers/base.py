@@ -187,17 +187,14 @@ class Provider(ABC):
     def terminate_instances(self, *, region: str, instance_ids: list[str]) -> None:
         """Terminate them; ids that are gone already are no error."""
 
-    def wait_terminated(self, *, region: str, instance_ids: list[str], timeout: float = 30.0) -> bool:
-        """Poll until none of them is live any more."""
+    def wait_terminated(self, *, region: str, tags: dict[str, str], timeout: float = 30.0) -> bool:
+        """Poll until no instance carrying `tags` is live any more (terminated ones are not found)."""
         deadline = time.monotonic() + timeout
         while True:
-            live = [
-                i
-                for i in self.describe_instances(region=region, instance_ids=instance_ids)
-                if i.state != InstanceState.TERMINATED
-            ]
-            if not live or time.monotonic() > deadline:
-                return not live
+            if not self.find_instances(region=region, tags=tags):
+                return True
+            if time.monotonic() > deadline:
+                return False
             time.sleep(0.2)
 
 

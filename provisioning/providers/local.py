@@ -229,7 +229,8 @@ class LocalProvider(Provider):
         self._call("check_launch")
         if not self.image_exists(region=request.region, image_id=request.image_id):
             raise ProviderError(f"there is no image {request.image_id} in {request.region}", retryable=False)
-        self._key_material(request.region, request.key_name)
+        if request.key_name:
+            self._key_material(request.region, request.key_name)
         if request.instance_type not in self.instance_types:
             raise ProviderError(f"there is no instance type {request.instance_type!r}", retryable=False)
 

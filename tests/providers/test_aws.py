@@ -62,7 +62,7 @@ def test_it_launches_tagged_instances_with_the_key_once_per_token_and_terminates
         assert instance.private_ip
 
     aws.terminate_instances(region=REGION, instance_ids=[i.id for i in launched])
-    assert aws.wait_terminated(region=REGION, instance_ids=[i.id for i in launched], timeout=10)
+    assert aws.wait_terminated(region=REGION, tags={TAG_RESERVATION: "7"}, timeout=10)
     assert aws.find_instances(region=REGION, tags={TAG_RESERVATION: "7"}) == []
     aws.terminate_instances(region=REGION, instance_ids=[i.id for i in launched])  # again: no error
     states = {i.state for i in aws.describe_instances(region=REGION, instance_ids=[i.id for i in launched])}

@@ -98,7 +98,7 @@ def test_instances_answer_their_health_endpoint_and_terminate_frees_them(local):
         assert MANIFEST["customizations"]["users"][0]["ssh_key"] in answer["authorized_keys"]
 
     local.terminate_instances(region="local-1", instance_ids=[i.id for i in running])
-    assert local.wait_terminated(region="local-1", instance_ids=[i.id for i in running], timeout=10)
+    assert local.wait_terminated(region="local-1", tags={TAG_RESERVATION: "42"}, timeout=10)
     assert local.live_processes() == []
     for port in ports:
         with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
