@@ -119,16 +119,11 @@ def validate_manifest(data: Any) -> tuple[dict, Errors]:
             check.add("manifest.target.regions", f"must name at most {MAX_REGIONS} regions.")
         elif len(set(regions)) != len(regions):
             check.add("manifest.target.regions", "names a region twice.")
-        elif provider in PROVIDER_NAMES:
-            known = provider_class(provider)(None).regions()
-            for i, region in enumerate(regions):
-                if region not in known:
-                    shown = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
-                    check.add(
-                        f"manifest.target.regions[{i}]",
-                        f"{provider} has no region '{region}': one of {shown}.",
-                    )
         clean["target"] = {"provider": provider, "regions": regions}
+        if provider in PROVIDER_NAMES and not check.errors.get("manifest.target.regions"):
+            for path, messages in provider_class(provider)(None).validate_manifest(clean).items():
+                for message in messages:
+                    check.add(f"manifest.{path}", message)
     return clean, check.errors
 
 
@@ -199,9 +194,7 @@ def _services(check: _Check, services: Any) -> dict:
     return {"enabled": enabled, "disabled": disabled}
 
 
-def validate_launch(
-    data: Any, *, provider: str | None, regions: list[str], architecture: str
-) -> tuple[dict, Errors]:
+def validate_launch(data: Any, *, provider: str | None, regions: list[str]) -> tuple[dict, Errors]:
     """Check the launch details against the provider the manifest targets."""
     check = _Check()
     launch = check.object("launch", data)

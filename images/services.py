@@ -168,9 +168,7 @@ def image_build_launch(
     target = clean.get("target") or {}
     provider = target.get("provider")
     regions = target.get("regions") if "manifest.target.regions" not in errors else []
-    details, launch_errors = validate_launch(
-        launch, provider=provider, regions=regions or [], architecture=clean.get("architecture", "")
-    )
+    details, launch_errors = validate_launch(launch, provider=provider, regions=regions or [])
     errors.update(launch_errors)
     account = pubkey = None
     if details.get("account") is not None:
@@ -289,7 +287,6 @@ def _status_text(reservation: Reservation, view: StatusView, titles: list[str]) 
     return view.message
 
 
-@transaction.atomic
 def reservation_write_status(*, operation: Operation, view: StatusView, saga: Saga) -> None:
     """Write the operation's status onto its reservation and build (and tell the reservation's status
     listener). Runs inside the transaction that changes the operation row."""
@@ -352,13 +349,6 @@ def _write_build_status(build: ImageBuild, operation: Operation, terminal: bool)
 
 
 # --- The local provider's instances and the service's life ------------------------------------------
-
-
-def local_instances_stop() -> int:
-    """Terminate every instance of the local provider (the worker calls it when it shuts down)."""
-    from provisioning.providers.local import LocalProvider
-
-    return LocalProvider(latency=0).stop_all()
 
 
 def provider_choices() -> list[tuple[str, str]]:

@@ -6,6 +6,7 @@ import logging
 from celery.signals import worker_shutdown
 
 from images import conf
+from provisioning.providers.local import LocalProvider
 
 log = logging.getLogger("images")
 
@@ -16,8 +17,6 @@ def stop_local_instances(**_kwargs) -> None:
     down (not one that is killed: its instances wait for the next worker's saga) terminates them."""
     if not conf.stop_local_instances_on_shutdown():
         return
-    from images.services import local_instances_stop
-
-    stopped = local_instances_stop()
+    stopped = LocalProvider(latency=0).stop_all()
     if stopped:
         log.info("stopped %s local instances on shutdown", stopped)

@@ -128,19 +128,19 @@ class Provider(ABC):
     def regions(self) -> list[str]:
         """Every region this provider launches into."""
 
-    def validate(self, *, regions: list[str], architecture: str, instance_type: str) -> dict[str, list[str]]:
-        """Provider-specific checks of a build-and-launch request, as field errors."""
+    architectures: tuple[str, ...] = ("x86_64", "aarch64")
+
+    def validate_manifest(self, manifest: dict) -> dict[str, list[str]]:
+        """What this provider cannot build or launch of a manifest, as errors keyed by field path
+        (`target.regions[1]`, `architecture`)."""
         errors: dict[str, list[str]] = {}
+        if manifest.get("architecture") not in self.architectures:
+            errors["architecture"] = [f"{self.name} builds for {', '.join(self.architectures)} only."]
         known = self.regions()
-        unknown = [r for r in regions if r not in known]
-        if unknown:
-            shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
-            errors["regions"] = [f"{self.name} has no region {', '.join(unknown)}: one of {shown}."]
-        if instance_type and self.instance_types and instance_type not in self.instance_types:
-            errors["instance_type"] = [
-                f"'{instance_type}' is not an instance type of {self.name}: one of "
-                f"{', '.join(self.instance_types)}."
-            ]
+        shown = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
+        for i, region in enumerate(manifest.get("target", {}).get("regions", [])):
+            if region not in known:
+                errors[f"target.regions[{i}]"] = [f"{self.name} has no region '{region}': one of {shown}."]
         return errors
 
     # --- images ----------------------------------------------------------------------------------

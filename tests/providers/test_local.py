@@ -158,9 +158,9 @@ def test_an_injected_fault_fails_only_the_named_call(tmp_path):
         local.stop_all()
 
 
-def test_an_unknown_region_or_instance_type_is_refused(local):
-    errors = local.validate(regions=["local-1", "mars-1"], architecture="x86_64", instance_type="huge")
-    assert "mars-1" in errors["regions"][0]
-    assert "huge" in errors["instance_type"][0]
+def test_an_unknown_region_or_architecture_is_refused(local):
+    errors = local.validate_manifest({"architecture": "sparc", "target": {"regions": ["local-1", "mars-1"]}})
+    assert set(errors) == {"architecture", "target.regions[1]"}
+    assert "mars-1" in errors["target.regions[1]"][0]
     with pytest.raises(ProviderError):
         local.start_build(region="mars-1", build_ref="b", name="x", manifest=MANIFEST)
