@@ -83,6 +83,20 @@ def _pause(ctx: StepContext, seconds: float) -> None:
         time.sleep(min(1.0, left))
 
 
+def clocks() -> dict[str, float]:
+    """The clocks a build-and-launch runs by, fixed when it starts and kept in its operation's data,
+    so that a change of settings does not change the rhythm of launches already running."""
+    return {
+        "build_timeout": conf.build_timeout(),
+        "launch_timeout": conf.launch_timeout(),
+        "poll_interval": conf.poll_interval(),
+    }
+
+
+def _clock(ctx: StepContext, name: str) -> float:
+    return float(ctx.data.get("clocks", {}).get(name) or clocks()[name])
+
+
 def _deadline(ctx: StepContext, name: str, seconds: float) -> float:
     """A clock kept in the operation's data from the step's first run, so that it survives crashes."""
     if name not in ctx.data:
@@ -113,6 +127,8 @@ class BuildImage(RegionStep):
             return Done()
         reservation = reservation_of(ctx)
         build = reservation.build
+        # The build's time limit counts from its start (the first region's), whoever looks later.
+        _deadline(ctx, "build_deadline", _clock(ctx, "build_timeout"))
         try:
             image_id = provider_of(reservation).start_build(
                 region=region, build_ref=build.build_ref, name=build.name, manifest=build.manifest
@@ -143,8 +159,8 @@ class WaitUntilReady(Step):
     def run(self, ctx: StepContext) -> Done | RetryAfter:
         reservation = reservation_of(ctx)
         provider = provider_of(reservation)
-        deadline = _deadline(ctx, "build_deadline", conf.build_timeout())
-        interval = conf.poll_interval()
+        deadline = _deadline(ctx, "build_deadline", _clock(ctx, "build_timeout"))  # set by the build
+        interval = _clock(ctx, "poll_interval")
         window_end = time.monotonic() + POLL_WINDOW
         while True:
             waiting = []
@@ -159,14 +175,15 @@ class WaitUntilReady(Step):
                         "Check the manifest (packages, customizations) and submit it again."
                     )
                 if status.state != BuildState.READY:
-                    waiting.append(f"{region}: {status.message or status.state}")
+                    waiting.append(region)
+                    if time.time() >= deadline:
+                        raise StepTimedOut(
+                            f"The image was not ready in {region} within {_clock(ctx, 'build_timeout'):g} s "
+                            f"({status.message or status.state}); the build was stopped and nothing was "
+                            "launched. Submit it again later."
+                        )
             if not waiting:
                 return Done({"image_ready": True})
-            if time.time() >= deadline:
-                raise StepTimedOut(
-                    f"The image was not ready within {conf.build_timeout():.0f} s ({'; '.join(waiting)}); "
-                    "the build was stopped and nothing was launched. Submit it again later."
-                )
             if time.monotonic() >= window_end:
                 return RetryAfter(interval, reason="the image is still building")
             _pause(ctx, min(interval, max(0.0, deadline - time.time())))
@@ -275,7 +292,7 @@ class LaunchInstances(RegionStep):
         reservation = reservation_of(ctx)
         provider = provider_of(reservation)
         request = launch_request(ctx, reservation, region)
-        deadline = _deadline(ctx, f"launch_deadline:{region}", conf.launch_timeout())
+        deadline = _deadline(ctx, f"launch_deadline:{region}", _clock(ctx, "launch_timeout"))
         try:
             launched = provider.launch_instances(request)
         except ProviderError as exc:
@@ -295,7 +312,7 @@ class LaunchInstances(RegionStep):
                 return Done({f"instances:{region}": sorted(i.id for i in running)})
             if time.time() >= deadline:
                 raise StepTimedOut(
-                    f"The instances in {region} were not running within {conf.launch_timeout():.0f} s "
+                    f"The instances in {region} were not running within {_clock(ctx, 'launch_timeout'):g} s "
                     f"({len(running)} of {request.count}); they were terminated. Submit the launch again."
                 )
             if time.monotonic() >= window_end:

@@ -22,7 +22,7 @@ from images import conf
 from images.choices import BuildStatus, ProviderName
 from images.manifest import spread, validate_launch, validate_manifest
 from images.models import CloudAccount, ImageBuild, PublicKey, Reservation
-from images.sagas import saga_kind
+from images.sagas import clocks, saga_kind
 from provisioning.choices import TERMINAL_STATES, OperationState, StepStatus
 from provisioning.models import Customer, Operation
 from provisioning.providers import ProviderError, provider_class
@@ -216,6 +216,7 @@ def image_build_launch(
             created_by=user if getattr(user, "pk", None) else None,
         )
         per_region = spread(details["amount"], regions)
+        saga_clocks = clocks()
         reservation = Reservation.objects.create(
             customer=customer,
             build=build,
@@ -233,9 +234,14 @@ def image_build_launch(
             kind=saga_kind(len(regions)),
             subject=reservation,
             customer=customer,
-            data={"reservation_id": reservation.pk, "build_id": build.pk, "regions": regions},
+            data={
+                "reservation_id": reservation.pk,
+                "build_id": build.pk,
+                "regions": regions,
+                "clocks": saga_clocks,
+            },
             queue=provider,
-            timeout=timedelta(seconds=conf.build_timeout() + conf.launch_timeout() + 600),
+            timeout=timedelta(seconds=saga_clocks["build_timeout"] + saga_clocks["launch_timeout"] + 600),
         )
         Reservation.objects.filter(pk=reservation.pk).update(operation=operation)
         reservation.refresh_from_db()

@@ -1,8 +1,8 @@
 """Actors, factories and clocks of the images tests.
 
 The local provider's clocks are set in the environment when this module is imported, before the
-session's worker starts, so that the worker (a separate process) runs by them too: builds take a
-second, instances boot in under one, and every provider call takes a quarter second, as a cloud's
+session's worker starts, so that the worker (a separate process) runs by them too: builds take
+1.5 s, instances boot in under one, and every provider call takes a quarter second, as a cloud's
 API would, so that each step can be watched through the API.
 """
 
@@ -22,7 +22,7 @@ from provisioning.services import api_user_create_or_update
 from tests.providers.conftest import MANIFEST, ssh_public_key
 
 CLOCKS = {
-    "LOCAL_PROVIDER_BUILD_SECONDS": "1.0",
+    "LOCAL_PROVIDER_BUILD_SECONDS": "1.5",
     "LOCAL_PROVIDER_BOOT_SECONDS": "0.8",
     "LOCAL_PROVIDER_LATENCY": "0.25",
     "IMAGES_POLL_INTERVAL": "0.3",

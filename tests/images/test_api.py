@@ -178,3 +178,35 @@ def test_fault_injection_is_refused_unless_the_service_allows_it(owner, settings
     )
     assert answer.status_code == 400
     assert "launch.inject_fault" in answer.json()
+
+
+def test_the_admin_pages_of_builds_reservations_and_accounts_show_no_credentials(owner, client, settings):
+    from provisioning.services import api_user_create_or_update
+
+    settings.STORAGES = {  # no collectstatic manifest in tests
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    hostmaster, _ = api_user_create_or_update(username="hilda", customer_name="Hosting", hostmaster=True)
+    body = owner[1].post("/api/image-builds/", launch_body(), format="json").json()
+    owner[1].post(
+        "/api/cloud-accounts/",
+        {
+            "provider": "aws",
+            "name": "prod",
+            "access_key_id": "AKIAADMIN",
+            "secret_access_key": "admin-secret",
+        },
+        format="json",
+    )
+    client.force_login(hostmaster)
+    reservation = client.get(f"/admin/images/reservation/{body['reservation']['id']}/change/")
+    assert reservation.status_code == 200
+    assert b"step 1 of 6: Building the image" in reservation.content
+    for page in ("imagebuild", "reservation", "publickey", "cloudaccount"):
+        answer = client.get(f"/admin/images/{page}/?q=web")
+        assert answer.status_code == 200, page
+    account = CloudAccount.objects.get()
+    change = client.get(f"/admin/images/cloudaccount/{account.pk}/change/")
+    assert change.status_code == 200
+    assert b"admin-secret" not in change.content and b"AKIAADMIN" not in change.content

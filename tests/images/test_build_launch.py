@@ -276,3 +276,34 @@ def test_another_app_is_told_of_every_status_change_through_its_listener(celery_
     assert statuses[-1] == ("succeeded", "Done: 1 instances launched (local-3: 1).")
     steps_seen = [int(m.group(1)) for _, s in statuses if (m := re.match(r"step (\d) of 6", s))]
     assert steps_seen == sorted(steps_seen) and set(steps_seen) == {1, 2, 3, 4, 5, 6}
+
+
+def test_a_build_not_ready_in_time_times_out_and_its_unfinished_image_is_removed(
+    celery_worker, owner, settings
+):
+    settings.IMAGES_BUILD_TIMEOUT = 0.1  # a local build takes 1.5 s here
+    body = start(owner[1], launch_body())
+    reservation = finished(owner[1], body["reservation"]["id"])
+    assert reservation["state"] == "timed_out", reservation
+    assert reservation["success"] is False
+    assert reservation["status"].startswith("Timed out at step 2 of 6 (Waiting for the image to be ready)")
+    build = owner[1].get(f"/api/image-builds/{reservation['build']}/").json()
+    assert build["status"] == "failed"
+    local = LocalProvider(latency=0)
+    for region, image_id in build["image_ids"].items():
+        assert not local.image_exists(region=region, image_id=image_id)
+    assert reservation["instances"] == []
+
+
+def test_a_launch_not_running_in_time_times_out_and_terminates_what_it_started(
+    celery_worker, owner, settings
+):
+    settings.IMAGES_LAUNCH_TIMEOUT = 0.3  # a local instance boots in 0.8 s here
+    body = start(owner[1], launch_body())
+    reservation = finished(owner[1], body["reservation"]["id"])
+    assert reservation["state"] == "timed_out", reservation
+    assert reservation["status"].startswith("Timed out at step 5 of 6 (Launching instances)")
+    assert len(reservation["instances"]) == 3  # they were started ...
+    assert {i["state"] for i in reservation["instances"]} == {"terminated"}  # ... and terminated
+    assert live_local_instances(reservation["id"]) == []
+    assert LocalProvider(latency=0).live_processes() == []
