@@ -25,7 +25,7 @@ from images.models import CloudAccount, ImageBuild, PublicKey, Reservation
 from images.sagas import clocks, saga_kind
 from provisioning.choices import TERMINAL_STATES, OperationState, StepStatus
 from provisioning.models import Customer, Operation
-from provisioning.providers import ProviderError, provider_class
+from provisioning.providers import ProviderError
 from provisioning.providers.base import key_type, openssh_fingerprint, parse_public_key
 from provisioning.saga import runner
 from provisioning.saga.definition import Saga, StatusView
@@ -352,10 +352,3 @@ def _write_build_status(build: ImageBuild, operation: Operation, terminal: bool)
         ImageBuild.objects.filter(pk=build.pk).update(
             status=status, image_ids=image_ids, error=error, updated_at=timezone.now()
         )
-
-
-# --- The local provider's instances and the service's life ------------------------------------------
-
-
-def provider_choices() -> list[tuple[str, str]]:
-    return [(name, provider_class(name).title) for name in ProviderName.values]
