@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import uuid
 
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
@@ -104,6 +105,9 @@ class PublicKey(models.Model):
 class ImageBuild(models.Model):
     """An image built from a validated manifest in every target region of one provider."""
 
+    # Names the build at the provider (image names, tags): unique beyond this database's ids, which a
+    # new database would hand out again while the provider account still holds the old images.
+    uid = models.UUIDField(default=uuid.uuid4, editable=False, db_index=True)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="image_builds")
     name = models.CharField(max_length=80)
     provider = models.CharField(max_length=20, choices=ProviderName.choices)
@@ -129,13 +133,15 @@ class ImageBuild(models.Model):
     @property
     def build_ref(self) -> str:
         """The provider-side idempotency reference of this build."""
-        return f"build-{self.pk}"
+        return f"build-{self.uid}"
 
 
 class Reservation(models.Model):
     """One launch of a build's image: its state is the build→launch operation's, shown for people
     as "step k of n: title", and its final outcome (success, error, finished_at) explicitly."""
 
+    # The value of the provisioning:reservation tag on every instance it launches (see ImageBuild.uid).
+    uid = models.UUIDField(default=uuid.uuid4, editable=False, db_index=True)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="reservations")
     build = models.ForeignKey(ImageBuild, on_delete=models.PROTECT, related_name="reservations")
     provider = models.CharField(max_length=20, choices=ProviderName.choices)

@@ -21,6 +21,7 @@ import time
 from images import conf
 from images.manifest import MAX_REGIONS
 from images.models import Reservation, ReservationInstance
+from provisioning.models import StepRun
 from provisioning.providers import (
     BuildState,
     InstanceState,
@@ -97,11 +98,21 @@ def _clock(ctx: StepContext, name: str) -> float:
     return float(ctx.data.get("clocks", {}).get(name) or clocks()[name])
 
 
-def _deadline(ctx: StepContext, name: str, seconds: float) -> float:
-    """A clock kept in the operation's data from the step's first run, so that it survives crashes."""
-    if name not in ctx.data:
-        ctx.save(**{name: time.time() + seconds})
-    return float(ctx.data[name])
+def _step_started(ctx: StepContext) -> float:
+    """When this step's first attempt started, from the engine's own timeline (finished attempts are
+    StepRun rows, the current one is in the step's state), so that a step's time limit survives
+    crashes and retries without keeping a clock of its own."""
+    first = (
+        StepRun.objects.filter(operation_id=ctx.operation.pk, step=ctx.step.name, kind=StepRun.Kind.RUN)
+        .order_by("started_at")
+        .values_list("started_at", flat=True)
+        .first()
+    )
+    starts = [first.timestamp()] if first else []
+    current = ctx.operation.steps.get(ctx.step.name, {}).get("started_at")
+    if current:
+        starts.append(float(current))
+    return min(starts, default=time.time())
 
 
 class RegionStep(Step):
@@ -127,8 +138,6 @@ class BuildImage(RegionStep):
             return Done()
         reservation = reservation_of(ctx)
         build = reservation.build
-        # The build's time limit counts from its start (the first region's), whoever looks later.
-        _deadline(ctx, "build_deadline", _clock(ctx, "build_timeout"))
         try:
             image_id = provider_of(reservation).start_build(
                 region=region, build_ref=build.build_ref, name=build.name, manifest=build.manifest
@@ -159,7 +168,8 @@ class WaitUntilReady(Step):
     def run(self, ctx: StepContext) -> Done | RetryAfter:
         reservation = reservation_of(ctx)
         provider = provider_of(reservation)
-        deadline = _deadline(ctx, "build_deadline", _clock(ctx, "build_timeout"))  # set by the build
+        # The build's time limit counts from the build's start: the operation's, its first step.
+        deadline = ctx.operation.created_at.timestamp() + _clock(ctx, "build_timeout")
         interval = _clock(ctx, "poll_interval")
         window_end = time.monotonic() + POLL_WINDOW
         while True:
@@ -210,8 +220,8 @@ class EnsurePublicKey(Step):
                 pair = provider.ensure_public_key(region=region, name=name, public_key=key.body)
             except ProviderError as exc:
                 raise _permanent(exc, f"Uploading the public key to {region}") from exc
-            ctx.save(**{f"key:{region}": pair.name})
-        return Done()
+            ctx.save(**{f"key:{region}": pair.name})  # a retry after a later region failed skips it
+        return Done({k: v for k, v in ctx.data.items() if k.startswith("key:")})
 
 
 def launch_request(ctx: StepContext, reservation: Reservation, region: str) -> LaunchRequest:
@@ -223,8 +233,8 @@ def launch_request(ctx: StepContext, reservation: Reservation, region: str) -> L
         count=int(reservation.regions[region]),
         instance_type=reservation.instance_type,
         key_name=ctx.data.get(f"key:{region}", ""),
-        client_token=f"res-{reservation.pk}-{ctx.operation_id[:8]}-{region}",
-        tags={TAG_RESERVATION: str(reservation.pk), TAG_CUSTOMER: str(reservation.customer_id)},
+        client_token=f"{ctx.operation_id}-{region}",
+        tags={TAG_RESERVATION: str(reservation.uid), TAG_CUSTOMER: str(reservation.customer_id)},
     )
 
 
@@ -233,7 +243,7 @@ def terminate_reservation(provider: Provider, reservation: Reservation, regions:
     included) and wait until they are gone; return how many there were."""
     count = 0
     for region in regions:
-        found = provider.find_instances(region=region, tags={TAG_RESERVATION: str(reservation.pk)})
+        found = provider.find_instances(region=region, tags={TAG_RESERVATION: str(reservation.uid)})
         ids = sorted(
             {i.id for i in found}
             | set(
@@ -246,7 +256,7 @@ def terminate_reservation(provider: Provider, reservation: Reservation, regions:
             continue
         provider.terminate_instances(region=region, instance_ids=ids)
         if not provider.wait_terminated(
-            region=region, tags={TAG_RESERVATION: str(reservation.pk)}, timeout=60
+            region=region, tags={TAG_RESERVATION: str(reservation.uid)}, timeout=60
         ):
             raise ProviderError(f"instances in {region} did not terminate within 60 s: {', '.join(ids)}")
         ReservationInstance.objects.filter(reservation=reservation, instance_id__in=ids).update(
@@ -292,7 +302,7 @@ class LaunchInstances(RegionStep):
         reservation = reservation_of(ctx)
         provider = provider_of(reservation)
         request = launch_request(ctx, reservation, region)
-        deadline = _deadline(ctx, f"launch_deadline:{region}", _clock(ctx, "launch_timeout"))
+        deadline = _step_started(ctx) + _clock(ctx, "launch_timeout")
         try:
             launched = provider.launch_instances(request)
         except ProviderError as exc:

@@ -41,6 +41,7 @@ class ReservationSerializer(serializers.ModelSerializer):
         model = Reservation
         fields = [
             "id",
+            "uid",
             "build",
             "provider",
             "account",

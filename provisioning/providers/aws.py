@@ -155,7 +155,7 @@ class AwsProvider(Provider):
         ec2 = self.ec2(region)
         # AMI names are unique per account and region: the name carries the build reference, so a
         # repeated call finds the image it registered before instead of registering a second one.
-        ami_name = f"{name[:80]}-{build_ref[:12]}"
+        ami_name = f"{name[:80]}-{build_ref}"
         try:
             found = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [ami_name]}])
             if found["Images"]:

@@ -45,10 +45,11 @@ def start(client, body: dict) -> dict:
 
 def live_local_instances(reservation_id: int) -> list:
     local = LocalProvider(latency=0)
+    uid = str(Reservation.objects.get(pk=reservation_id).uid)
     return [
         i
         for region in local.regions()
-        for i in local.find_instances(region=region, tags={TAG_RESERVATION: str(reservation_id)})
+        for i in local.find_instances(region=region, tags={TAG_RESERVATION: uid})
         if i.state != InstanceState.STOPPED
     ]
 
@@ -141,7 +142,7 @@ def test_on_aws_the_instances_exist_with_the_tags_and_the_imported_key(celery_wo
     aws = get_provider("aws", {"access_key_id": "testing", "secret_access_key": "testing"})
     customer_id = str(owner[0].memberships.get().customer_id)
     for region, count in (("eu-west-1", 2), ("us-east-2", 1)):
-        found = aws.find_instances(region=region, tags={TAG_RESERVATION: str(reservation["id"])})
+        found = aws.find_instances(region=region, tags={TAG_RESERVATION: reservation["uid"]})
         assert len(found) == count
         pairs = aws.ec2(region).describe_key_pairs()["KeyPairs"]
         ours = [p for p in pairs if p["KeyFingerprint"] in aws_fingerprints(key)]
@@ -150,7 +151,7 @@ def test_on_aws_the_instances_exist_with_the_tags_and_the_imported_key(celery_wo
             assert instance.state == InstanceState.RUNNING
             assert instance.key_name == ours[0]["KeyName"]
             assert instance.tags[TAG_CUSTOMER] == customer_id
-            assert instance.tags[TAG_TOKEN].startswith(f"res-{reservation['id']}-")
+            assert instance.tags[TAG_TOKEN] == f"{reservation['operation']}-{region}"
             assert instance.image_id == reservation_build(reservation)["image_ids"][region]
         described = [i for i in reservation["instances"] if i["region"] == region]
         assert sorted(i["instance_id"] for i in described) == sorted(i.id for i in found)
@@ -233,7 +234,7 @@ def test_a_failure_in_fetching_descriptions_on_aws_terminates_the_instances_and_
     aws = get_provider("aws", {"access_key_id": "testing", "secret_access_key": "testing"})
     image_ids = reservation_build(reservation)["image_ids"]
     for region in ("ap-south-1", "ca-central-1"):
-        assert aws.find_instances(region=region, tags={TAG_RESERVATION: str(reservation["id"])}) == []
+        assert aws.find_instances(region=region, tags={TAG_RESERVATION: reservation["uid"]}) == []
         assert aws.describe_build(region=region, image_id=image_ids[region]).state == "failed"
     assert owner[1].get(f"/api/image-builds/{reservation['build']}/").json()["status"] == "deleted"
 
