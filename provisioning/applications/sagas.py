@@ -121,7 +121,7 @@ class ResourceStep(Step):
     partial work before it fails (the engine compensates only finished steps)."""
 
     kind: ClassVar[str] = ""
-    retry = RetryPolicy(max_attempts=3, backoff=0.5, multiplier=2.0, max_interval=5.0)
+    retry = RetryPolicy(max_attempts=4, backoff=1.0, multiplier=2.0, max_interval=10.0)
 
     def wanted(self, ctx) -> bool:
         return self.kind in (_request(ctx).requested_resources or {})

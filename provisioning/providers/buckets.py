@@ -218,10 +218,32 @@ class AwsBuckets(BucketAdapter):
         from botocore.exceptions import BotoCoreError, ClientError
 
         self._call("put_index")
+        s3 = self.s3(region)
+        # The index page is the bucket's public face: readable by anybody, and nothing else is.
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "PublicIndexPage",
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "s3:GetObject",
+                    "Resource": f"arn:aws:s3:::{name}/{INDEX}",
+                }
+            ],
+        }
         try:
-            self.s3(region).put_object(
-                Bucket=name, Key=INDEX, Body=html.encode(), ContentType="text/html; charset=utf-8"
+            s3.put_object(Bucket=name, Key=INDEX, Body=html.encode(), ContentType="text/html; charset=utf-8")
+            s3.put_public_access_block(
+                Bucket=name,
+                PublicAccessBlockConfiguration={
+                    "BlockPublicAcls": True,
+                    "IgnorePublicAcls": True,
+                    "BlockPublicPolicy": False,
+                    "RestrictPublicBuckets": False,
+                },
             )
+            s3.put_bucket_policy(Bucket=name, Policy=json.dumps(policy))
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, f"store {INDEX} in bucket {name}") from exc
         return self.address(region, name)
