@@ -1,7 +1,10 @@
 """Reads of the provisioning core: what a user may see."""
 
+from datetime import UTC, datetime
+
 from django.db.models import QuerySet
 
+from provisioning.choices import StepStatus
 from provisioning.models import Customer, Operation, StepRun
 from provisioning.services import is_hostmaster
 
@@ -29,4 +32,19 @@ def operations_visible_to(user) -> QuerySet[Operation]:
 
 
 def operation_timeline(operation: Operation) -> list[StepRun]:
-    return list(operation.step_runs.all())
+    """Every attempt so far, the ones still running included (those are not stored as StepRun rows
+    until they end: they live in the operation's step states). Uses prefetched step_runs if any."""
+    runs = list(operation.step_runs.all())
+    for name, st in operation.steps.items():
+        if st.get("status") == StepStatus.RUNNING and st.get("started_at"):
+            runs.append(
+                StepRun(
+                    operation=operation,
+                    step=name,
+                    position=operation.position,
+                    attempt=st.get("attempts", 1),
+                    started_at=datetime.fromtimestamp(st["started_at"], tz=UTC),
+                    worker=st.get("worker", ""),
+                )
+            )
+    return sorted(runs, key=lambda r: r.started_at)

@@ -9,6 +9,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from provisioning.models import Operation, StepRun
 from provisioning.saga.definition import saga_for
+from provisioning.selectors import operation_timeline
 
 COLOURS = {
     "done": "#2e8b57",
@@ -24,7 +25,7 @@ ROW, LABEL, WIDTH = 26, 190, 640
 
 
 def timeline_svg(operation: Operation, runs: list[StepRun] | None = None) -> SafeString:
-    runs = list(operation.step_runs.all()) if runs is None else runs
+    runs = operation_timeline(operation) if runs is None else runs
     try:
         order = saga_for(operation.kind).order()
     except LookupError:

@@ -105,3 +105,47 @@ class ParallelGroup(Saga):
         PlannedStep("b3", 2),
         PlannedStep("c", 3),
     ]
+
+
+class ModelStep(PlannedStep):
+    """A step of the property-based test: acts on every attempt (records "start" with the attempt
+    number), so a step that ran twice would show."""
+
+    retry = RetryPolicy(max_attempts=4, backoff=0.01, multiplier=1.0, max_interval=0.01)
+
+    def _action(self, ctx) -> str:
+        plan = ctx.data.get("plan", {}).get(self.name, [])
+        return plan[ctx.attempt - 1] if ctx.attempt <= len(plan) else "done"
+
+    def run(self, ctx):
+        record(ctx.operation_id, f"{self.name}#{ctx.attempt}", "start")
+        return super().run(ctx)
+
+
+class ModelSaga(Saga):
+    """Two sequential steps around a parallel pair; its status goes onto a subject row."""
+
+    kind = "test_model"
+    steps = [ModelStep("m1", 1), ModelStep("m2", 2), ModelStep("m3", 2), ModelStep("m4", 3)]
+
+    def write_status(self, operation, view) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO test_subject (op, state, message) VALUES (%s, %s, %s) "
+                "ON CONFLICT (op) DO UPDATE SET state = EXCLUDED.state, message = EXCLUDED.message",
+                [str(operation.pk), view.state, view.message],
+            )
+
+
+def ensure_subject_table() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS test_subject (op varchar(64) PRIMARY KEY, state varchar(20), message text)"
+        )
+
+
+def subject_state(op_id: str) -> str | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT state FROM test_subject WHERE op = %s", [op_id])
+        row = cursor.fetchone()
+        return row[0] if row else None

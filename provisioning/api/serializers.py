@@ -3,6 +3,7 @@ from rest_framework import serializers
 from provisioning.models import Operation, StepRun
 from provisioning.saga.definition import saga_for
 from provisioning.saga.runner import status_view
+from provisioning.selectors import operation_timeline
 from provisioning.services import is_hostmaster
 
 
@@ -53,7 +54,7 @@ class OperationSerializer(serializers.ModelSerializer):
     def get_steps(self, op: Operation) -> list[dict]:
         # step_runs are prefetched by the view: no query per step.
         runs: dict[str, list[StepRun]] = {}
-        for run in op.step_runs.all():
+        for run in operation_timeline(op):
             runs.setdefault(run.step, []).append(run)
         saga = saga_for(op.kind)
         result = []

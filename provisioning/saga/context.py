@@ -62,9 +62,15 @@ class StepContext:
         from provisioning.models import Operation
 
         with transaction.atomic():
-            op = Operation.objects.select_for_update().only("data").get(pk=self.operation.pk)
+            op = Operation.objects.select_for_update().only("data", "version").get(pk=self.operation.pk)
             op.data.update(data)
-            Operation.objects.filter(pk=op.pk).update(data=op.data)
+            Operation.objects.filter(pk=op.pk).update(data=op.data, version=op.version + 1)
+        if op.version == self.operation.version:
+            # Nobody else changed the row since we claimed it: our copy stays current, so recording
+            # the outcome can still be a compare-and-set.
+            self.operation.version += 1
+        # Otherwise the outcome is recorded on a fresh, locked copy of the row, which has this data.
+        self.operation.data.update(data)
         self.data.update(data)
 
     def heartbeat(self) -> None:

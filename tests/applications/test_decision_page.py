@@ -1,4 +1,4 @@
-"""The server-rendered decision page (mounted by tests/applications/urls.py, as the service will)."""
+"""The server-rendered decision page."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from provisioning.applications.models import ApplicationRequest
 from tests.applications.conftest import submit
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.applications.urls")]
+pytestmark = [pytest.mark.django_db]
 
 
 @pytest.fixture(autouse=True)
