@@ -72,10 +72,12 @@ class SignalName(models.TextChoices):
     RECORD_ADDED = "record_added", "DNS record added"  # the customer added the TXT record: check now
     SERVER_ASSIGNED = "server_assigned", "Target server assigned"  # payload {"server": identifier}
     SETUP_DONE = "setup_done", "Manual setup done"  # payload {"identifier": ...} where an asset follows
+    SERVER_LAUNCHED = "server_launched", "Server launch ended"  # sent by the launch's status listener
 
 
 SIGNAL_ACTORS = {
     SignalName.RECORD_ADDED: Actor.CUSTOMER,
     SignalName.SERVER_ASSIGNED: Actor.HOSTMASTER,
     SignalName.SETUP_DONE: Actor.HOSTMASTER,
+    SignalName.SERVER_LAUNCHED: Actor.NOBODY,
 }

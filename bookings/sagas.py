@@ -19,12 +19,16 @@ from bookings.services import event_write_status, hosting_asset_create
 from bookings.validation.asset_data import validate_asset_data
 from bookings.validation.domains import candidate_names, normalize
 from bookings.verification import DnsUnavailable, instructions, verify_ownership
+from images.choices import ReservationState
+from images.models import Reservation
+from images.services import TooManyPending, image_build_launch, reservation_cancel, reservation_terminate
 from provisioning.models import StepRun
 from provisioning.saga import Done, RetryAfter, RetryPolicy, Saga, Step, StepFailed, WaitForSignal
 from provisioning.saga.steps import StepTimedOut
 from provisioning.services import is_hostmaster
 
 A = HostingAssetType
+LAUNCH_LISTENER = "bookings.services.event_launch_status"
 
 
 def _event(ctx) -> BookingItemCreatedEvent:
@@ -247,6 +251,87 @@ class ManualSetup(Step):
         )
 
 
+class LaunchServer(Step):
+    """A cloud server is launched through the images app's build→launch saga; every status change of
+    the launch reaches the event through `event_launch_status`, whose signal wakes this step at the
+    launch's end. The reservation row is the truth: a lost or forged signal changes nothing."""
+
+    name = "launch_server"
+    title = "Launch the server"
+    weight = 2
+    retry = RetryPolicy(max_attempts=5, backoff=5.0, max_interval=120.0)
+
+    def run(self, ctx):
+        reservation = self._reservation(ctx)
+        if isinstance(reservation, RetryAfter):
+            return reservation
+        ctx.signal(SignalName.SERVER_LAUNCHED)  # consume it: the reservation below says what happened
+        if reservation.state == ReservationState.SUCCEEDED:
+            instance = reservation.instances.order_by("region", "instance_id").first()
+            if instance is None:
+                raise StepFailed("The launch succeeded without an instance; book the server again.")
+            detail = instance.detail
+            launched = {
+                "provider": reservation.provider,
+                "region": instance.region,
+                "instance": instance.instance_id,
+                "image": detail.get("image_id", ""),
+                "address": detail.get("public_ip") or detail.get("private_ip") or detail.get("dns_name", ""),
+                "reservation": reservation.pk,
+            }
+            return Done({"identifier": _event(ctx).asset_data["identifier"], "launched": launched})
+        if reservation.is_terminal:
+            raise StepFailed(
+                f"The server's launch ended {reservation.get_state_display().lower()}: {reservation.error} "
+                "Retry the booking's event once the cause is fixed, or book again.",
+                f"reservation {reservation.pk}: {reservation.status}",
+            )
+        return WaitForSignal(
+            SignalName.SERVER_LAUNCHED,
+            timedelta(seconds=60),  # a look at the reservation even if no signal comes
+            instructions="",
+            message=f"launching the server: {reservation.status or 'queued'}",
+        )
+
+    def on_wait_timeout(self, ctx):
+        return self.run(ctx)
+
+    def _reservation(self, ctx) -> Reservation | RetryAfter:
+        # The listener key is this operation: a launch started before a crash is found, not repeated.
+        reservation = Reservation.objects.filter(
+            status_listener=LAUNCH_LISTENER, listener_key=str(ctx.operation.pk)
+        ).first()
+        if reservation is not None:
+            return reservation
+        event, item = _event(ctx), _item(ctx)
+        launch = event.asset_data["launch"]
+        try:
+            started = image_build_launch(
+                customer=item.project.customer,
+                name=item.caption,
+                manifest=launch.get("manifest"),
+                launch=launch.get("launch"),
+                status_listener=LAUNCH_LISTENER,
+                listener_key=str(ctx.operation.pk),
+            )
+        except TooManyPending as exc:
+            return RetryAfter(60.0, reason=exc.message)
+        except ValidationError as exc:
+            raise _invalid(exc) from exc
+        return started.reservation
+
+    def compensate(self, ctx) -> None:
+        reservation = Reservation.objects.filter(
+            status_listener=LAUNCH_LISTENER, listener_key=str(ctx.operation.pk)
+        ).first()
+        if reservation is None:
+            return
+        if reservation.is_active:
+            reservation_cancel(reservation=reservation, reason="the booking's asset creation was undone")
+        elif reservation.state == ReservationState.SUCCEEDED:
+            reservation_terminate(reservation=reservation)
+
+
 class CreateAssets(Step):
     """Create the assets in one transaction; a second run finds them (created_by) instead of failing."""
 
@@ -338,7 +423,7 @@ class CreateAssets(Step):
                     type=item.type,
                     identifier=identifier,
                     caption=caption,
-                    config=data.get("config") or {},
+                    config={**(data.get("config") or {}), **ctx.data.get("launched", {})},
                     booking_item=item,
                     **common,
                 )
@@ -383,3 +468,8 @@ class DomainSetupSaga(_AssetCreationSaga):
 class ManualSetupSaga(_AssetCreationSaga):
     kind = "bookings.manual_setup"
     steps = [ValidateAssetData(), ManualSetup(), CreateAssets(), DeleteEvent()]
+
+
+class CloudServerSaga(_AssetCreationSaga):
+    kind = "bookings.cloud_server"
+    steps = [ValidateAssetData(), LaunchServer(), CreateAssets(), DeleteEvent()]

@@ -28,7 +28,9 @@ from bookings.validation.asset_data import validate_asset_data
 from bookings.validation.assets import CONFIGS, HIERARCHY, hierarchy_errors, identifier_error
 from bookings.validation.domains import domain_error, generate_verification_code, normalize
 from bookings.validation.resources import pool_overflow, validate_parent, validate_resources
-from provisioning.choices import OperationState
+from images.models import Reservation
+from images.services import image_build_launch_check
+from provisioning.choices import TERMINAL_STATES, OperationState
 from provisioning.env import env_float
 from provisioning.models import Customer, Operation
 from provisioning.saga import runner
@@ -143,8 +145,26 @@ def _booking_errors(
         asset_errors = validate_asset_data(
             item_type, hosting_asset, resources if isinstance(resources, dict) else {}
         )
+        if not asset_errors and item_type == BookingItemType.CLOUD_SERVER and "launch" in hosting_asset:
+            asset_errors = _launch_errors(project.customer, caption, hosting_asset)
         if asset_errors:
             errors["hosting_asset"] = asset_errors  # type: ignore[assignment]
+    return errors
+
+
+def _launch_errors(customer: Customer, caption: str, data: dict) -> Errors:
+    """A cloud server launched through build→launch: the launch is checked now, as the images API
+    would check it, so that a request that would fail later is refused before anything is stored."""
+    launch = data["launch"]
+    errors: Errors = {}
+    for key in sorted(set(launch) - {"manifest", "launch"}):
+        errors[f"launch.{key}"] = ["is not a field here: one of launch, manifest."]
+    if not data.get("identifier"):
+        errors["identifier"] = ["name the server to launch (vm followed by 4 digits)."]
+    _, launch_errors = image_build_launch_check(
+        customer=customer, name=caption, manifest=launch.get("manifest"), launch=launch.get("launch")
+    )
+    errors.update({f"launch.{path}": messages for path, messages in launch_errors.items() if path != "name"})
     return errors
 
 
@@ -236,8 +256,9 @@ def _advance_inline(operation: Operation) -> None:
 
 def _start_saga(event: BookingItemCreatedEvent, item: BookingItem, customer: Customer) -> Operation:
     """Called inside the transaction that stores the event: the saga is enqueued only on commit."""
+    launches = item.type == BookingItemType.CLOUD_SERVER and "launch" in event.asset_data
     return runner.start(
-        kind=SAGA_KINDS[item.type],
+        kind="bookings.cloud_server" if launches else SAGA_KINDS[item.type],
         subject=event,
         customer=customer,
         data={"event_id": event.pk, "booking_item_id": item.pk, "clocks": saga_clocks()},
@@ -260,6 +281,20 @@ def event_write_status(*, operation: Operation, view: StatusView) -> None:
         waiting_for=actor,
         updated_at=timezone.now(),
     )
+
+
+def event_launch_status(*, reservation: Reservation, view: StatusView) -> None:
+    """The status listener of a cloud server's launch (`image_build_launch(status_listener=...)`):
+    runs in the transaction of every status change of the launch and writes it onto the booking's
+    event; the launch's end wakes the booking's saga, which reads the outcome from the reservation."""
+    operation = Operation.objects.filter(pk=reservation.listener_key).first()
+    if operation is None or operation.is_terminal:
+        return
+    BookingItemCreatedEvent.objects.filter(pk=operation.subject_id).update(
+        status_message=f"Launching the server: {reservation.status}"[:500], updated_at=timezone.now()
+    )
+    if view.state in TERMINAL_STATES:
+        operation_signal(operation=operation, name=SignalName.SERVER_LAUNCHED, payload={"state": view.state})
 
 
 # --- Hosting assets ------------------------------------------------------------------------------

@@ -145,22 +145,26 @@ def _prefixed(prefix: str, errors: dict[str, list[str]]) -> dict[str, list[str]]
     return {f"{prefix}.{key}": value for key, value in errors.items()}
 
 
-def image_build_launch(
-    *,
-    customer: Customer,
-    name: str,
-    manifest: Any,
-    launch: Any,
-    user=None,
-    status_listener: str = "",
-    listener_key: str = "",
-) -> Launch:
-    """Build and launch: validate the manifest and the launch details (every problem at once, as
-    field errors), store the build and its reservation, and start the build→launch saga on the
-    provider's queue once the transaction commits. More unfinished reservations than the limit
-    answer 429 (TooManyPending)."""
+@dataclass(frozen=True)
+class LaunchRequest:
+    """A build-and-launch request that passed validation, with the rows it names."""
+
+    name: str
+    manifest: dict
+    provider: str
+    regions: list[str]
+    details: dict
+    account: CloudAccount | None
+    pubkey: PublicKey | None
+
+
+def image_build_launch_check(
+    *, customer: Customer, name: Any, manifest: Any, launch: Any
+) -> tuple[LaunchRequest | None, dict[str, list[str]]]:
+    """Validate a build-and-launch request without storing anything: every problem at once, as field
+    errors (`manifest.target.regions`, `launch.account`), or the request ready to start."""
     errors: dict[str, list[str]] = {}
-    name = (name or "").strip() if isinstance(name, str) else ""
+    name = name.strip() if isinstance(name, str) else ""
     if not name or len(name) > 80:
         errors["name"] = ["must be 1 to 80 characters long."]
     clean, manifest_errors = validate_manifest(manifest)
@@ -184,7 +188,29 @@ def image_build_launch(
         if pubkey is None:
             errors["launch.pubkey"] = ["is not one of your public keys."]
     if errors:
+        return None, errors
+    return LaunchRequest(name, clean, provider, regions, details, account, pubkey), {}
+
+
+def image_build_launch(
+    *,
+    customer: Customer,
+    name: str,
+    manifest: Any,
+    launch: Any,
+    user=None,
+    status_listener: str = "",
+    listener_key: str = "",
+) -> Launch:
+    """Build and launch: validate the manifest and the launch details (every problem at once, as
+    field errors), store the build and its reservation, and start the build→launch saga on the
+    provider's queue once the transaction commits. More unfinished reservations than the limit
+    answer 429 (TooManyPending)."""
+    request, errors = image_build_launch_check(customer=customer, name=name, manifest=manifest, launch=launch)
+    if errors:
         raise ValidationError(errors)
+    name, clean, provider, regions = request.name, request.manifest, request.provider, request.regions
+    details, account, pubkey = request.details, request.account, request.pubkey
     if status_listener:
         import_string(status_listener)  # a typo must fail here, not in the middle of the saga
 

@@ -32,6 +32,9 @@ SCHEMAS: dict[str, Schema] = {
             Prop("identifier", kind=str, pattern=SERVER_ID, help="must be vm followed by 4 digits."),
             _CAPTION,
             _CONFIG,
+            # {"manifest": ..., "launch": ...} as for POST /api/image-builds/: the server is launched
+            # through the images app's build→launch saga; without it a hostmaster sets it up by hand.
+            Prop("launch", kind=dict),
         )
     ),
     B.MANAGED_WEBSPACE: Schema(

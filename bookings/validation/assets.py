@@ -114,7 +114,14 @@ _BOOL = dict(kind=bool)
 CONFIGS: dict[str, Schema] = {
     A.MANAGED_SERVER: Schema((Prop("monit_max_cpu_usage", minimum=10, maximum=100),)),
     A.CLOUD_SERVER: Schema(
-        (Prop("image", kind=str, max_length=200), Prop("region", kind=str, max_length=50))
+        (
+            Prop("image", kind=str, max_length=200),
+            Prop("region", kind=str, max_length=50),
+            Prop("provider", kind=str, max_length=20),
+            Prop("instance", kind=str, max_length=64),
+            Prop("address", kind=str, max_length=253),
+            Prop("reservation", kind=int, minimum=1),
+        )
     ),
     A.MANAGED_WEBSPACE: Schema(()),
     A.UNIX_USER: Schema(
