@@ -5,6 +5,9 @@
         same worker (started here: prefork, 2 processes), then queries and write commits per step.
     python -m provisioning.bench sweep [--sizes 1000 100000] [--due 100]
         One sweeper tick with that many waiting operations of which --due are due.
+    python -m provisioning.bench bookings [--count 1000] [--concurrency 20]
+        The service (gunicorn, worker, beat) started here, then a burst of bookings against it
+        (manage.py bench_bookings): posts/s, POST latency p50/p99, every event's end.
 
 Uses DATABASE_URL / CELERY_BROKER_URL / CELERY_RESULT_BACKEND like the service; run it against
 PostgreSQL and Redis, on a database you can spare (it adds rows).
@@ -234,6 +237,50 @@ def bench_sweep(sizes: list[int], due: int) -> dict:
     return result
 
 
+def _spawn(argv: list[str], log_name: str, env: dict | None = None) -> subprocess.Popen:
+    log = open(Path(os.environ.get("DATA_DIR", "/tmp")) / log_name, "w")
+    return subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def bench_bookings(count: int, concurrency: int) -> None:
+    """The service as an operator runs it (gunicorn, a worker, beat) on this DATABASE_URL and broker,
+    then `manage.py bench_bookings` against it: posts/s, POST p50/p99, and every event's end."""
+    import socket
+    import urllib.request
+
+    from django.core.management import call_command
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    bin_dir = Path(sys.executable).parent
+    procs = [
+        _spawn(
+            [str(bin_dir / "gunicorn"), "provisioning.wsgi:application", "-c", "deploy/gunicorn.conf.py"],
+            "bench-web.log",
+            env={**os.environ, "PORT": str(port)},
+        ),
+        start_worker(),
+        _spawn(
+            [sys.executable, "-m", "celery", "-A", "provisioning", "beat", "-l", "warning"], "bench-beat.log"
+        ),
+    ]
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/login/", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        call_command("bench_bookings", url=url, count=count, concurrency=concurrency)
+    finally:
+        for proc in procs:
+            stop_worker(proc)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m provisioning.bench")
     sub = parser.add_subparsers(dest="what", required=True)
@@ -243,11 +290,16 @@ def main() -> None:
     sweep = sub.add_parser("sweep")
     sweep.add_argument("--sizes", type=int, nargs="+", default=[1000, 100000])
     sweep.add_argument("--due", type=int, default=100)
+    bookings = sub.add_parser("bookings")
+    bookings.add_argument("--count", type=int, default=1000)
+    bookings.add_argument("--concurrency", type=int, default=20)
     args = parser.parse_args()
     if args.what == "saga":
         print(json.dumps(bench_saga(args.n, args.latency)))
-    else:
+    elif args.what == "sweep":
         print(json.dumps(bench_sweep(args.sizes, args.due)))
+    else:
+        bench_bookings(args.count, args.concurrency)
 
 
 if __name__ == "__main__":
