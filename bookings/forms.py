@@ -40,7 +40,13 @@ def add_errors(form: forms.Form, errors: dict[str, list[str]], prefix: str, keys
                 form.add_error(None, f"{sub}: {message}" if sub else message)
 
 
-class TypeForm(forms.Form):
+class WizardForm(forms.Form):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class TypeForm(WizardForm):
     """Step 1: what to book, in which project, under which parent item."""
 
     type = forms.ChoiceField(label="What to book", choices=BookingItemType.choices)
@@ -81,7 +87,7 @@ class TypeForm(forms.Form):
         return data
 
 
-class ResourcesForm(forms.Form):
+class ResourcesForm(WizardForm):
     """Step 2: the resources of the chosen type, one field per resource."""
 
     def __init__(self, *args: Any, item_type: str, **kwargs: Any) -> None:
@@ -124,7 +130,7 @@ class ResourcesForm(forms.Form):
         return result
 
 
-class AssetForm(forms.Form):
+class AssetForm(WizardForm):
     """Step 3: optionally, the hosting asset to create with the booking."""
 
     create = forms.BooleanField(label="Create the hosting asset now", required=False, initial=True)

@@ -262,7 +262,10 @@ def _item_context(request: HttpRequest, pk: int) -> dict:
 
 @login_required
 def item(request: HttpRequest, pk: int) -> HttpResponse:
-    return render(request, "bookings/item.html", _item_context(request, pk))
+    context = _item_context(request, pk)
+    # The verification code is shown as the TXT record to add, while it is needed.
+    context["resources"] = {k: v for k, v in context["item"].resources.items() if k != "verificationCode"}
+    return render(request, "bookings/item.html", context)
 
 
 @login_required
