@@ -14,6 +14,24 @@ from tests.bookings.conftest import event_of, make_server, make_webspace, wait_u
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def book_webspace_waiting_for_a_server(owner, project, identifier: str) -> BookingItem:
+    """A webspace booked with no server: its saga waits for a hostmaster to assign one."""
+    item = booking_item_create(
+        user=owner,
+        project=project,
+        type="MANAGED_WEBSPACE",
+        caption="Blog",
+        resources={"SSD": 10},
+        hosting_asset={"identifier": identifier},
+    )
+    wait_until(
+        lambda: (e := event_of(item.pk)) is not None and e.status == "waiting",
+        sweep=False,
+        what="the webspace waiting for a hostmaster",
+    )
+    return item
+
+
 def test_it_books_a_domain_shows_the_txt_record_and_then_the_assets_without_a_reload(
     live_service, celery_worker, celery_beat, dns_records, page, log_in, owner, project
 ):
@@ -60,19 +78,7 @@ def test_it_lets_a_hostmaster_assign_the_target_server_from_the_admin_and_the_we
     live_service, celery_worker, celery_beat, page, log_in, owner, hostmaster, project
 ):
     make_server(project, "vm1001")
-    item = booking_item_create(
-        user=owner,
-        project=project,
-        type="MANAGED_WEBSPACE",
-        caption="Blog",
-        resources={"SSD": 10},
-        hosting_asset={"identifier": "xyz01"},
-    )
-    wait_until(
-        lambda: (e := event_of(item.pk)) is not None and e.status == "waiting",
-        sweep=False,
-        what="the webspace waiting for a hostmaster",
-    )
+    item = book_webspace_waiting_for_a_server(owner, project, "xyz01")
     log_in(page, "hilda")
     page.goto("/admin/")
     queue = page.locator("#hostmaster-queue")
@@ -98,19 +104,7 @@ def test_it_lets_a_hostmaster_assign_the_target_server_from_the_admin_and_the_we
 def test_it_shows_the_customer_the_timeline_and_what_the_operation_waits_for(
     live_service, celery_worker, page, log_in, owner, project
 ):
-    item = booking_item_create(
-        user=owner,
-        project=project,
-        type="MANAGED_WEBSPACE",
-        caption="Blog",
-        resources={"SSD": 10},
-        hosting_asset={"identifier": "xyz02"},
-    )
-    wait_until(
-        lambda: (e := event_of(item.pk)) is not None and e.status == "waiting",
-        sweep=False,
-        what="the webspace waiting for a hostmaster",
-    )
+    book_webspace_waiting_for_a_server(owner, project, "xyz02")
     log_in(page, "olivia")
     expect(page.locator("#booking-items")).to_contain_text("Waiting, waiting for a hostmaster")
     page.get_by_role("link", name="Managed webspace: Blog").click()
