@@ -11,5 +11,6 @@ urlpatterns = [
     path("api/", include("provisioning.applications.api.urls")),
     path("api/", include("provisioning.orders.api.urls")),
     path("applications/", include("provisioning.applications.urls")),
+    path("", include("images.urls")),
     path("", include("provisioning.web_urls")),
 ]
