@@ -71,7 +71,7 @@ def wizard_step(request: HttpRequest, step: str) -> HttpResponse:
         raise Http404("There is no such step.")
     wizard = Wizard(request)
     if not wizard.customers:
-        return render(request, "images/no_customer.html", status=403)
+        return render(request, "no_customer.html", {"what": "Build and launch"}, status=403)
     if step == "review":
         return _review(request, wizard)
     first = wizard.first_incomplete()
