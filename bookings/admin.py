@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 from django.utils.html import format_html
 
 from bookings import selectors, services
@@ -24,7 +25,13 @@ class ProjectAdmin(admin.ModelAdmin):
 class BookingItemAdmin(admin.ModelAdmin):
     list_display = ["caption", "type", "project", "parent_item", "valid_from", "valid_to", "created_at"]
     list_filter = ["type"]
-    search_fields = ["caption", "project__caption", "project__customer__name"]
+    search_fields = [
+        "caption",
+        "project__caption",
+        "project__customer__name",
+        "resources__domainName",
+        "hosting_assets__identifier",
+    ]
     list_select_related = ["project", "parent_item"]
     raw_id_fields = ["project", "parent_item"]
     date_hierarchy = "created_at"
@@ -76,7 +83,13 @@ class BookingItemCreatedEventAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     list_filter = ["waiting_for", "status", "booking_item__type"]
-    search_fields = ["booking_item__caption", "booking_item__project__customer__name", "status_message"]
+    search_fields = [
+        "booking_item__caption",
+        "booking_item__project__customer__name",
+        "booking_item__resources__domainName",
+        "asset_data__identifier",
+        "status_message",
+    ]
     list_select_related = ["booking_item__project__customer", "operation"]
     readonly_fields = [
         "booking_item",
@@ -117,9 +130,7 @@ class BookingItemCreatedEventAdmin(admin.ModelAdmin):
     def operation_link(self, event: BookingItemCreatedEvent) -> str:
         if event.operation_id is None:
             return "-"
-        return format_html(
-            '<a href="../../provisioning/operation/{}/change/">timeline</a>', event.operation_id
-        )
+        return format_html('<a href="{}">timeline</a>', reverse("operation", args=[event.operation_id]))
 
     def _each(self, request, queryset, action, done: str) -> None:
         ok = 0

@@ -148,6 +148,33 @@ def _booking_errors(
     return errors
 
 
+def booking_item_errors(
+    *,
+    user,
+    project: Project,
+    type: str,
+    caption: str,
+    resources: dict | None = None,
+    parent_item: BookingItem | None = None,
+    hosting_asset: dict | None = None,
+) -> dict[str, list[str]]:
+    """What `booking_item_create` would refuse, as flat field errors (`resources.CPU`), storing
+    nothing: the wizard checks each of its steps with it."""
+    if project.customer_id not in customer_ids_of(user) and not is_hostmaster(user):
+        return {"project": ["Unknown project."]}
+    errors = _booking_errors(
+        project=project,
+        parent_item=parent_item,
+        item_type=type,
+        caption=caption,
+        resources=dict(resources or {}),
+        valid_from=None,
+        valid_to=None,
+        hosting_asset=hosting_asset,
+    )
+    return flatten(errors)
+
+
 def booking_item_create(
     *,
     user,

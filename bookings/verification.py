@@ -86,6 +86,11 @@ def verify_ownership(domain: str, code: str) -> Verification:
     return Verification(False, f"no TXT record '{wanted}' on {domain} or a super-domain.", domain)
 
 
+def txt_record(domain: str, code: str) -> str:
+    """The record to add, as a zone file line: `shop.example.org. IN TXT "domain-setup-..."`."""
+    return f'{normalize(domain)}. IN TXT "{txt_value(code)}"'
+
+
 def instructions(domain: str, code: str) -> str:
     """What the user must do, word for word."""
     domain = normalize(domain)
@@ -93,7 +98,7 @@ def instructions(domain: str, code: str) -> str:
     where = domain if domain == top else f"{domain} (or a super-domain down to {top})"
     return (
         f"Prove that you own {domain}: add this TXT record to the DNS zone of {where}:\n"
-        f'    {domain}. IN TXT "{txt_value(code)}"\n'
+        f"    {txt_record(domain, code)}\n"
         "We check again automatically, less often as time goes by. Once the record is published, send "
         'the signal "record_added" (POST /api/operations/<operation>/signals/ with {"name": "record_added"}) '
         "and we check at once."

@@ -1,11 +1,13 @@
 """Reads of the provisioning core: what a user may see."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from provisioning.choices import StepStatus
+from provisioning.choices import OperationState, StepStatus
 from provisioning.models import Customer, Operation, StepRun
+from provisioning.saga.definition import saga_for
 from provisioning.services import is_hostmaster
 
 
@@ -48,3 +50,36 @@ def operation_timeline(operation: Operation) -> list[StepRun]:
                 )
             )
     return sorted(runs, key=lambda r: r.started_at)
+
+
+def operation_steps(operation: Operation) -> list[dict]:
+    """Each step of the operation's saga in run order: title, status, attempts and its attempts' runs
+    (uses prefetched step_runs if any)."""
+    runs: dict[str, list[StepRun]] = {}
+    for run in operation_timeline(operation):
+        runs.setdefault(run.step, []).append(run)
+    result = []
+    for position, group in enumerate(saga_for(operation.kind).groups()):
+        for step in group:
+            st = operation.steps.get(step.name, {})
+            result.append(
+                {
+                    "name": step.name,
+                    "title": step.title or step.name,
+                    "position": position + 1,
+                    "status": st.get("status", StepStatus.PENDING.value),
+                    "attempts": st.get("attempts", 0),
+                    "runs": runs.get(step.name, []),
+                }
+            )
+    return result
+
+
+def failed_operations(days: int = 7) -> QuerySet[Operation]:
+    """Operations that ended failed or timed out lately, newest first: a hostmaster should look."""
+    since = timezone.now() - timedelta(days=days)
+    return (
+        Operation.objects.select_related("customer")
+        .filter(state__in=[OperationState.FAILED, OperationState.TIMED_OUT], finished_at__gte=since)
+        .order_by("-finished_at")
+    )

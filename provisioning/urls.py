@@ -12,5 +12,6 @@ urlpatterns = [
     path("api/", include("provisioning.orders.api.urls")),
     path("applications/", include("provisioning.applications.urls")),
     path("", include("images.urls")),
+    path("bookings/", include("bookings.urls")),
     path("", include("provisioning.web_urls")),
 ]

@@ -3,7 +3,7 @@ from rest_framework import serializers
 from provisioning.models import Operation, StepRun
 from provisioning.saga.definition import saga_for
 from provisioning.saga.runner import status_view
-from provisioning.selectors import operation_timeline
+from provisioning.selectors import operation_steps
 from provisioning.services import is_hostmaster
 
 
@@ -53,25 +53,9 @@ class OperationSerializer(serializers.ModelSerializer):
 
     def get_steps(self, op: Operation) -> list[dict]:
         # step_runs are prefetched by the view: no query per step.
-        runs: dict[str, list[StepRun]] = {}
-        for run in operation_timeline(op):
-            runs.setdefault(run.step, []).append(run)
-        saga = saga_for(op.kind)
-        result = []
-        for position, group in enumerate(saga.groups()):
-            for step in group:
-                st = op.steps.get(step.name, {})
-                result.append(
-                    {
-                        "name": step.name,
-                        "title": step.title or step.name,
-                        "position": position + 1,
-                        "status": st.get("status", "pending"),
-                        "attempts": st.get("attempts", 0),
-                        "runs": StepRunSerializer(runs.get(step.name, []), many=True).data,
-                    }
-                )
-        return result
+        return [
+            {**step, "runs": StepRunSerializer(step["runs"], many=True).data} for step in operation_steps(op)
+        ]
 
     def get_waiting(self, op: Operation) -> dict | None:
         if op.state != "waiting":

@@ -90,7 +90,9 @@ def request_detail(request: HttpRequest, pk) -> HttpResponse:
 def request_live(request: HttpRequest, pk) -> HttpResponse:
     """The live part of the status and decision pages alone: their script fetches it every second."""
     target = get_object_or_404(selectors.requests_visible_to(request.user), pk=pk)
-    response = render(request, "applications/_request_live.html", _status(target))
+    # On the decision page, the countdown disables the decision form when it reaches zero.
+    disables = "#decision-form" if request.GET.get("for") == "decision" else ""
+    response = render(request, "applications/_request_live.html", {**_status(target), "disables": disables})
     response["Cache-Control"] = "no-store"
     return response
 

@@ -18,16 +18,8 @@ from tests.applications.conftest import submit
 pytestmark = [pytest.mark.django_db]
 
 
-@pytest.fixture(autouse=True)
-def plain_static(settings):
-    settings.STORAGES = {  # no collectstatic manifest in these tests
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
-def as_user(client: Client, actor) -> Client:
-    client.force_login(actor[0])
+def as_user(client: Client, user) -> Client:
+    client.force_login(user)
     return client
 
 
@@ -92,8 +84,8 @@ def test_the_forms_are_refused_without_the_csrf_token(team, requester, authorize
 
 
 def test_a_team_member_requests_resources_and_lands_on_the_status_page(team, requester, outsider, client):
-    Team.objects.create(customer=outsider[0].memberships.get().customer, name="globex-ops")
-    shown = as_user(client, requester).get("/applications/requests/new/")
+    Team.objects.create(customer=outsider.memberships.get().customer, name="globex-ops")
+    shown = as_user(client, requester[0]).get("/applications/requests/new/")
     page = shown.content.decode()
     for label in (
         "Application",
@@ -123,7 +115,7 @@ def test_a_team_member_requests_resources_and_lands_on_the_status_page(team, req
 
 def test_request_errors_are_shown_next_to_their_fields(team, requester, client, settings):
     settings.APPLICATIONS_DECISION_TIMEOUT_MAX = 600
-    as_user(client, requester)
+    as_user(client, requester[0])
     answer = client.post(
         "/applications/requests/new/", form(application="Shop_1", team="", resources=[], authorizer="")
     )
@@ -149,11 +141,11 @@ def test_the_status_page_says_whom_it_waits_for_until_when(team, requester, clie
     request_id = submit(requester[1])["request"]["id"]
     ApplicationRequest.objects.filter(pk=request_id).update(state="awaiting_decision")
     row = ApplicationRequest.objects.get(pk=request_id)
-    page = as_user(client, requester).get(status_page(request_id)).content.decode()
+    page = as_user(client, requester[0]).get(status_page(request_id)).content.decode()
     assert "Waiting for <strong>ada</strong> to decide until" in page
     assert f"{row.decision_deadline:%Y-%m-%d %H:%M:%S} UTC" in page
-    assert 'data-seconds-left="' in page and "provisioning/live.js" in page
-    assert f'data-live-src="{status_page(request_id)}live/"' in page
+    assert 'data-seconds-left="' in page and "/static/provisioning/live." in page
+    assert f'data-live-url="{status_page(request_id)}live/"' in page
     assert "data-final" not in page
     live = client.get(status_page(request_id) + "live/")
     assert live.status_code == 200 and b"<html" not in live.content and b"Awaiting decision" in live.content
@@ -181,7 +173,7 @@ def test_the_status_page_shows_the_resources_with_their_addresses_once_ready(
             }
         ],
     )
-    page = as_user(client, requester).get(status_page(request_id) + "live/").content.decode()
+    page = as_user(client, requester[0]).get(status_page(request_id) + "live/").content.decode()
     assert "data-final" in page
     assert 'href="http://127.0.0.1:40000/"' in page
     assert "Approved by ada" in page and "region local-1, profile default" in page
@@ -194,7 +186,7 @@ def test_the_status_page_shows_a_failure_with_its_message_and_what_to_do(team, r
         error="Pre-flight checks failed: requester belongs to the team.",
         finished_at=timezone.now(),
     )
-    page = as_user(client, requester).get(status_page(request_id)).content.decode()
+    page = as_user(client, requester[0]).get(status_page(request_id)).content.decode()
     assert "Pre-flight checks failed: requester belongs to the team." in page
     assert "What to do: What was created was removed again." in page
 
@@ -204,7 +196,7 @@ def test_the_status_page_shows_a_failure_with_its_message_and_what_to_do(team, r
 
 def test_the_decision_page_shows_the_time_left_and_both_choices(team, requester, authorizer, client):
     request_id = submit(requester[1])["request"]["id"]
-    page = as_user(client, authorizer).get(decision_page(request_id)).content.decode()
+    page = as_user(client, authorizer[0]).get(decision_page(request_id)).content.decode()
     seconds = int(page.split('data-seconds-left="')[1].split('"')[0])
     assert 50 <= seconds <= 60  # the request's time limit is 60 s
     assert 'data-disables="#decision-form"' in page
@@ -215,7 +207,7 @@ def test_the_decision_page_shows_the_time_left_and_both_choices(team, requester,
 
 def test_the_authorizer_rejects_with_a_comment(team, requester, authorizer, client):
     request_id = submit(requester[1])["request"]["id"]
-    answer = as_user(client, authorizer).post(
+    answer = as_user(client, authorizer[0]).post(
         decision_page(request_id), {"approved": "false", "comment": "Use the shared bucket."}
     )
     assert answer.status_code == 302
@@ -227,7 +219,7 @@ def test_the_authorizer_rejects_with_a_comment(team, requester, authorizer, clie
 
 def test_an_approval_names_what_is_missing_next_to_the_field(team, requester, authorizer, client):
     request_id = submit(requester[1])["request"]["id"]
-    answer = as_user(client, authorizer).post(
+    answer = as_user(client, authorizer[0]).post(
         decision_page(request_id), {"approved": "true", "region": "eu-west-1"}
     )
     assert answer.status_code == 400
@@ -244,7 +236,7 @@ def test_an_expired_request_can_no_longer_be_decided(team, requester, authorizer
     ApplicationRequest.objects.filter(pk=request_id).update(
         decision_deadline=timezone.now() - timedelta(seconds=5), state="awaiting_decision"
     )
-    shown = as_user(client, authorizer).get(decision_page(request_id))
+    shown = as_user(client, authorizer[0]).get(decision_page(request_id))
     page = shown.content.decode()
     assert "decision-form" not in page
     assert "The time limit for a decision passed at" in page and "expired" in page

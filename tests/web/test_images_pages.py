@@ -18,14 +18,6 @@ pytestmark = [pytest.mark.django_db]
 KEY = ssh_public_key()
 
 
-@pytest.fixture(autouse=True)
-def plain_static(settings):
-    settings.STORAGES = {  # no collectstatic manifest in these tests
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 @pytest.fixture
 def mia(requester, client) -> Client:
     """Mia of Acme, logged in."""
@@ -89,14 +81,14 @@ def test_it_asks_for_a_login(client, path):
 
 
 def test_it_answers_404_for_another_customers_reservation(requester, outsider, client):
-    launched = image_build_launch(customer=outsider[0].memberships.get().customer, **launch_body())
+    launched = image_build_launch(customer=outsider.memberships.get().customer, **launch_body())
     client.force_login(requester[0])
     for path in (
         f"/reservations/{launched.reservation.pk}/",
         f"/reservations/{launched.reservation.pk}/live/",
     ):
         assert client.get(path).status_code == 404
-    client.force_login(outsider[0])
+    client.force_login(outsider)
     assert client.get(f"/reservations/{launched.reservation.pk}/").status_code == 200
 
 
@@ -152,7 +144,10 @@ def test_it_builds_and_launches_through_every_step_and_lands_on_the_status_page(
     assert status.status_code == 200
     assert "Step 1 of 6: Building the image" in page
     assert f'href="/operations/{reservation.operation_id}/"' in page
-    assert "provisioning/live.js" in page and 'data-live-src="/reservations/' in page
+    assert (
+        "/static/provisioning/live." in page
+        and f'data-live-url="/reservations/{reservation.pk}/live/"' in page
+    )
     live = mia.get(f"/reservations/{reservation.pk}/live/")
     assert live.status_code == 200 and b"<html" not in live.content and b"Building the image" in live.content
     # The wizard starts afresh: what was entered is gone.
@@ -219,7 +214,7 @@ def test_choosing_another_provider_shows_its_regions_and_the_customers_accounts_
         customer=acme, provider="aws", name="prod", access_key_id="AKIA", secret_access_key="s3cr3t"
     )
     cloud_account_create(
-        customer=outsider[0].memberships.get().customer,
+        customer=outsider.memberships.get().customer,
         provider="aws",
         name="theirs",
         access_key_id="AKIB",
@@ -261,7 +256,7 @@ def test_launch_step_errors_are_shown_next_to_their_fields(mia):
 def test_one_of_the_customers_keys_can_be_picked(mia, acme, outsider):
     key = public_key_create(customer=acme, name="laptop", body=KEY)
     theirs = public_key_create(
-        customer=outsider[0].memberships.get().customer, name="theirs", body=ssh_public_key()
+        customer=outsider.memberships.get().customer, name="theirs", body=ssh_public_key()
     )
     through(mia, ("image", image_post()), ("target", target_post()))
     page = errors_of(mia.get(step("launch")))
@@ -322,6 +317,7 @@ def test_the_status_page_shows_the_instances_with_their_addresses_when_done(mia,
         step=len(titles),
         steps=len(titles),
         success=True,
+        status="Done: 3 instances launched (local-1: 2, local-2: 1).",
         finished_at="2030-01-01T00:00:00Z",
     )
     reservation.instances.create(
@@ -331,7 +327,7 @@ def test_the_status_page_shows_the_instances_with_their_addresses_when_done(mia,
         detail={"public_ip": "127.0.0.1", "port": 41234, "dns_name": "localhost:41234"},
     )
     page = errors_of(mia.get(f"/reservations/{reservation.pk}/"))
-    assert "Done" in page and "127.0.0.1:41234" in page and "i-local-1" in page
+    assert "Done: 3 instances launched" in page and "127.0.0.1:41234" in page and "i-local-1" in page
     assert f'value="{len(titles)}"' in page  # the progress bar is full
     listed = errors_of(mia.get("/images/"))
     assert f'href="/reservations/{reservation.pk}/"' in listed
