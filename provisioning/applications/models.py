@@ -12,6 +12,9 @@ from provisioning.applications.choices import (
 )
 from provisioning.models import Customer, Operation
 
+# Application and team names name the resources at the provider: lowercase letters, digits, hyphens.
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+
 
 class Team(models.Model):
     """An application team of a customer: its members may request resources for it, its authorizers

@@ -31,3 +31,17 @@ def teams_visible_to(user) -> QuerySet[Team]:
     if is_hostmaster(user):
         return qs
     return qs.filter(customer_id__in=customer_ids_of(user))
+
+
+def authorizer_candidates(customers, requester) -> QuerySet:
+    """Who may be named as the authorizer of a request: the active users of the customers, but the
+    requester (the pre-flight checks decide whether the one named may authorize for the team)."""
+    from django.contrib.auth import get_user_model
+
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, memberships__customer__in=customers)
+        .exclude(pk=requester.pk)
+        .distinct()
+        .order_by("username")
+    )

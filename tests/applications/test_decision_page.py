@@ -27,7 +27,7 @@ def test_the_authorizer_approves_on_the_page(team, requester, authorizer, client
     client.force_login(authorizer[0])
     shown = client.get(page(request_id))
     assert shown.status_code == 200
-    assert b"Send the decision" in shown.content and b"eu-west-1" in shown.content
+    assert b">Approve</button>" in shown.content and b"eu-west-1" in shown.content
     answer = client.post(page(request_id), {"approved": "true", "region": "eu-west-1", "profile": "default"})
     assert answer.status_code == 302
     row = ApplicationRequest.objects.get(pk=request_id)

@@ -1,4 +1,6 @@
-"""Actors of the page tests: a customer's owner, an outsider of another customer, a hostmaster."""
+"""Actors of the page tests: a customer's owner, an outsider of another customer, a hostmaster; and the
+application tests' people of Acme (Mia and Carl of team "web", Ada its authorizer) with their team,
+and the guards that no bucket and no local instance outlive a test."""
 
 from __future__ import annotations
 
@@ -7,6 +9,15 @@ from django.utils import timezone
 
 from bookings.models import BookingItem, Project
 from provisioning.models import Operation, StepRun
+from tests.applications.conftest import (  # noqa: F401
+    acme,
+    authorizer,
+    colleague,
+    no_bucket_left_behind,
+    requester,
+    team,
+)
+from tests.images.conftest import no_local_instance_left  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

@@ -2,9 +2,48 @@
 // - an element with data-live-url is fetched again every data-live-interval ms (1000 by default) and
 //   replaced when its data-version (or, without one, its content) changed, until it carries data-final;
 // - a form with data-live-submit inside such an element posts in the background and shows the answer;
-// - a button with data-copy="<id>" copies the value or text of that element (shown only with scripts).
+// - a button with data-copy="<id>" copies the value or text of that element (shown only with scripts);
+// - an element with data-seconds-left counts down ("m:ss left"); at zero it shows its data-expired-text
+//   and disables the buttons and fields of the form its data-disables names (a CSS selector).
 (function () {
   "use strict";
+
+  function pad(n) {
+    return (n < 10 ? "0" : "") + n;
+  }
+
+  function left(seconds) {
+    var h = Math.floor(seconds / 3600);
+    var m = Math.floor((seconds % 3600) / 60);
+    var text = (h ? h + ":" + pad(m) : String(m)) + ":" + pad(seconds % 60);
+    return text + " left";
+  }
+
+  function countdowns(root) {
+    root.querySelectorAll("[data-seconds-left]").forEach(function (el) {
+      if (!el.liveEnd) {
+        // Counted from the server's figure, so that the browser's clock does not matter.
+        el.liveEnd = Date.now() + parseFloat(el.getAttribute("data-seconds-left")) * 1000;
+      }
+      var seconds = Math.max(0, Math.ceil((el.liveEnd - Date.now()) / 1000));
+      if (seconds > 0) {
+        el.textContent = left(seconds);
+        return;
+      }
+      if (el.classList.contains("expired")) {
+        return;
+      }
+      el.classList.add("expired");
+      el.textContent = el.getAttribute("data-expired-text") || "expired";
+      var form = el.getAttribute("data-disables");
+      if (form) {
+        document.querySelectorAll(form + " button, " + form + " input, " + form + " select, " + form + " textarea")
+          .forEach(function (field) {
+            field.disabled = true;
+          });
+      }
+    });
+  }
 
   function fresh(id, html) {
     var doc = new DOMParser().parseFromString(html, "text/html");
@@ -65,6 +104,7 @@
     root.querySelectorAll("button[data-copy]").forEach(function (button) {
       button.hidden = false;
     });
+    countdowns(root);
   }
 
   document.addEventListener("click", function (event) {
@@ -124,5 +164,9 @@
       enhance(element);
       schedule(element);
     });
+    countdowns(document);
+    window.setInterval(function () {
+      countdowns(document);
+    }, 1000);
   });
 })();
