@@ -77,8 +77,8 @@ class BookingItemInputSerializer(serializers.Serializer):
 
 
 class HostingAssetSerializer(serializers.ModelSerializer):
-    parent_asset = serializers.SlugRelatedField(slug_field="identifier", read_only=True)
-    assigned_to_asset = serializers.SlugRelatedField(slug_field="identifier", read_only=True)
+    parent_asset = serializers.SlugRelatedField(slug_field="identifier", read_only=True, allow_null=True)
+    assigned_to_asset = serializers.SlugRelatedField(slug_field="identifier", read_only=True, allow_null=True)
 
     class Meta:
         model = HostingAsset

@@ -33,9 +33,9 @@ class ReservationSerializer(serializers.ModelSerializer):
     instances = ReservationInstanceSerializer(many=True, read_only=True)
     instances_per_region = serializers.SerializerMethodField()
     build = serializers.PrimaryKeyRelatedField(read_only=True)
-    operation = serializers.UUIDField(source="operation_id", read_only=True)
-    account = serializers.PrimaryKeyRelatedField(read_only=True)
-    pubkey = serializers.PrimaryKeyRelatedField(read_only=True)
+    operation = serializers.UUIDField(source="operation_id", read_only=True, allow_null=True)
+    account = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    pubkey = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = Reservation

@@ -40,7 +40,7 @@ class CancelInputSerializer(serializers.Serializer):
 class ApplicationRequestSerializer(serializers.ModelSerializer):
     customer = serializers.CharField(source="customer.name")
     team = serializers.CharField(source="team_name")
-    requester = serializers.CharField(source="requester.username", default=None)
+    requester = serializers.CharField(source="requester.username", default=None, allow_null=True)
     authorizer = serializers.CharField(source="authorizer_username")
     waiting = serializers.SerializerMethodField()
     decision = serializers.SerializerMethodField()
