@@ -3,6 +3,7 @@ from rest_framework import serializers
 from provisioning.applications.choices import Provider, RequestState
 from provisioning.applications.models import ApplicationRequest, Team
 from provisioning.models import Customer
+from provisioning.validators import single_line
 
 _SLUG = r"^[a-z0-9][a-z0-9-]*$"
 
@@ -12,7 +13,9 @@ class ApplicationRequestInputSerializer(serializers.Serializer):
         _SLUG, max_length=40, help_text="lowercase letters, digits and hyphens (it names the resources)"
     )
     team = serializers.RegexField(_SLUG, max_length=40, help_text="the name of a team of your customer")
-    authorizer = serializers.CharField(max_length=150, help_text="the username of the person who decides")
+    authorizer = serializers.CharField(
+        max_length=150, validators=[single_line], help_text="the username of the person who decides"
+    )
     requested_resources = serializers.JSONField(
         required=False, help_text='resources by kind; default {"bucket": {}} (optional "index_html")'
     )
