@@ -255,5 +255,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Their debug lines carry signed request headers (an account's access key id) and bodies.
+        "botocore": {"level": "INFO"},
+        "boto3": {"level": "INFO"},
+        "urllib3": {"level": "INFO"},
+    },
 }
