@@ -1,8 +1,14 @@
 from django.contrib import admin, messages
+from rest_framework.authtoken.models import TokenProxy
 
 from provisioning.models import Customer, Membership, Operation, Signal, StepRun
 from provisioning.services import ServiceError, operation_cancel, operation_retry
 from provisioning.timeline import timeline_svg
+
+# DRF's token admin shows every API token in its list and page titles. Tokens are made and renewed
+# with `manage.py create_api_user`; nobody needs to read them back in the admin.
+if admin.site.is_registered(TokenProxy):
+    admin.site.unregister(TokenProxy)
 
 
 class MembershipInline(admin.TabularInline):

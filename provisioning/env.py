@@ -72,3 +72,26 @@ def env_hostports(name: str) -> list[tuple[str, int]]:
             raise ImproperlyConfigured(f"{name}: {item!r} is not host:port.")
         pairs.append((host.strip("[]"), int(port)))
     return pairs
+
+
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def env_rate(name: str, default: str) -> tuple[int, int] | None:
+    """A rate `count/period` (`30/minute`, `100/hour`, `5/10s`), or None for `off` (or a count of 0).
+    The period is second, minute, hour, day (or their first letter), or a number of seconds with `s`."""
+    raw = os.environ.get(name)
+    text = (default if raw is None or raw.strip() == "" else raw).strip().lower()
+    if text in ("off", "0"):
+        return None
+    count, sep, period = text.partition("/")
+    seconds = None
+    if period.endswith("s") and period[:-1].isdigit():
+        seconds = int(period[:-1])
+    else:
+        seconds = next((s for p, s in _PERIODS.items() if period in (p, p[0])), None)
+    if not sep or not count.isdigit() or not seconds:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a rate: write count/period (30/minute, 100/hour, 5/10s) or off."
+        )
+    return (int(count), seconds) if int(count) > 0 else None

@@ -80,7 +80,7 @@ def api_user_create_or_update(
 def _grant_hostmaster_permissions(group: Group) -> None:
     from django.contrib.auth.models import Permission
 
-    apps = ["provisioning", "bookings", "images"]
+    apps = ["provisioning", "bookings", "images", "applications", "orders"]
     group.permissions.set(Permission.objects.filter(content_type__app_label__in=apps))
 
 

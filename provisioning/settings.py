@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from kombu import Exchange, Queue
 
-from provisioning.env import env_bool, env_float, env_hostports, env_int, env_list, env_str
+from provisioning.env import env_bool, env_float, env_hostports, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR") or BASE_DIR / "var").resolve()
@@ -52,6 +52,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "provisioning.middleware.BodySizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -124,6 +125,28 @@ if DEBUG:
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024, minimum=1024)
 
+# --- Cache (rate-limit counters) ------------------------------------------------------------------
+# Counters must be shared by every web process: Redis when there is one, else files beside the
+# embedded database (several gunicorn workers of the embedded service see the same files).
+CACHE_URL = env_str("CACHE_URL") or (
+    env_str("CELERY_BROKER_URL") if env_str("CELERY_BROKER_URL").startswith("redis") else ""
+)
+if CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": DATA_DIR / "cache",
+            "TIMEOUT": 86400,  # incr() re-sets an entry with the default timeout: keep it past a window
+        }
+    }
+
+# --- Rate limits per customer (count/period, or off) -----------------------------------------------
+# Creations a customer may start per period, whoever of its users asks, through the API or a wizard.
+RATE_LIMIT_BOOKING_ITEMS = env_rate("RATE_LIMIT_BOOKING_ITEMS", "60/minute")
+RATE_LIMIT_IMAGE_BUILDS = env_rate("RATE_LIMIT_IMAGE_BUILDS", "10/minute")
+
 # --- Production hardening (manage.py check --deploy) -----------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
@@ -153,6 +176,11 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "provisioning.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "provisioning.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
@@ -227,5 +255,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Their debug lines carry signed request headers (an account's access key id) and bodies.
+        "botocore": {"level": "INFO"},
+        "boto3": {"level": "INFO"},
+        "urllib3": {"level": "INFO"},
+    },
 }

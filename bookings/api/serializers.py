@@ -5,6 +5,7 @@ from rest_framework import serializers
 from bookings.choices import BookingItemType
 from bookings.models import BookingItem, BookingItemCreatedEvent, HostingAsset, Project
 from provisioning.models import Customer
+from provisioning.validators import single_line
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -14,6 +15,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         model = Project
         fields = ["id", "customer", "caption", "created_at"]
         read_only_fields = ["id", "created_at"]
+        extra_kwargs = {"caption": {"validators": [single_line]}}
         validators: list = []  # the service defaults the customer and checks the caption is free
 
 
@@ -64,7 +66,7 @@ class BookingItemInputSerializer(serializers.Serializer):
     project = serializers.IntegerField(required=False, allow_null=True)
     parent_item = serializers.IntegerField(required=False, allow_null=True)
     type = serializers.ChoiceField(choices=BookingItemType.choices)
-    caption = serializers.CharField(max_length=80)
+    caption = serializers.CharField(max_length=80, validators=[single_line])
     resources = serializers.JSONField(required=False, default=dict)
     valid_from = serializers.DateField(required=False, allow_null=True)
     valid_to = serializers.DateField(required=False, allow_null=True)
@@ -77,8 +79,8 @@ class BookingItemInputSerializer(serializers.Serializer):
 
 
 class HostingAssetSerializer(serializers.ModelSerializer):
-    parent_asset = serializers.SlugRelatedField(slug_field="identifier", read_only=True)
-    assigned_to_asset = serializers.SlugRelatedField(slug_field="identifier", read_only=True)
+    parent_asset = serializers.SlugRelatedField(slug_field="identifier", read_only=True, allow_null=True)
+    assigned_to_asset = serializers.SlugRelatedField(slug_field="identifier", read_only=True, allow_null=True)
 
     class Meta:
         model = HostingAsset

@@ -12,6 +12,7 @@ from bookings.api.serializers import (
     HostingAssetSerializer,
     ProjectSerializer,
 )
+from provisioning.api.throttling import RateLimitedCreate, body_field, named_or_own_customer
 
 
 class ProjectViewSet(
@@ -33,15 +34,28 @@ class ProjectViewSet(
 
 
 class BookingItemViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+    RateLimitedCreate,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
 ):
     """Booking items. A POST with `hosting_asset` also starts the creation of the hosting assets:
     the answer is 201 even when it must wait (see `hosting_asset_creation`)."""
 
     serializer_class = BookingItemSerializer
+    rate_limit_action = "booking_items"
 
     def get_queryset(self):
         return selectors.booking_items_visible_to(self.request.user)
+
+    def rate_limit_customer(self, request):
+        project = body_field(request, "project")
+        if isinstance(project, int):
+            found = selectors.projects_visible_to(request.user).filter(pk=project).first()
+            if found is not None:
+                return found.customer
+        return named_or_own_customer(request)
 
     @extend_schema(request=BookingItemInputSerializer, responses={201: BookingItemSerializer})
     def create(self, request, *args, **kwargs):

@@ -5,6 +5,7 @@ from rest_framework import serializers
 from images.choices import ProviderName
 from images.models import CloudAccount, ImageBuild, PublicKey, Reservation, ReservationInstance
 from provisioning.models import Customer
+from provisioning.validators import single_line
 
 
 class BuildLaunchInputSerializer(serializers.Serializer):
@@ -12,7 +13,7 @@ class BuildLaunchInputSerializer(serializers.Serializer):
     every bad field (`manifest.target.regions[1]`, `launch.amount`, ...)."""
 
     customer = serializers.PrimaryKeyRelatedField(queryset=Customer.objects.all(), required=False)
-    name = serializers.CharField(max_length=80)
+    name = serializers.CharField(max_length=80, validators=[single_line])
     manifest = serializers.JSONField(
         help_text="distribution, architecture, packages, customizations (users with ssh_key, files, "
         "services), target (provider, regions)"
@@ -33,9 +34,9 @@ class ReservationSerializer(serializers.ModelSerializer):
     instances = ReservationInstanceSerializer(many=True, read_only=True)
     instances_per_region = serializers.SerializerMethodField()
     build = serializers.PrimaryKeyRelatedField(read_only=True)
-    operation = serializers.UUIDField(source="operation_id", read_only=True)
-    account = serializers.PrimaryKeyRelatedField(read_only=True)
-    pubkey = serializers.PrimaryKeyRelatedField(read_only=True)
+    operation = serializers.UUIDField(source="operation_id", read_only=True, allow_null=True)
+    account = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    pubkey = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = Reservation
@@ -95,6 +96,7 @@ class PublicKeySerializer(serializers.ModelSerializer):
         model = PublicKey
         fields = ["id", "customer", "name", "body", "type", "fingerprint", "created_at"]
         read_only_fields = ["id", "type", "fingerprint", "created_at"]
+        extra_kwargs = {"name": {"validators": [single_line]}}
         validators: list = []  # the service checks the key and returns the one already stored
 
 
@@ -103,7 +105,9 @@ class CloudAccountSerializer(serializers.ModelSerializer):
 
     customer = serializers.PrimaryKeyRelatedField(queryset=Customer.objects.all(), required=False)
     provider = serializers.ChoiceField(choices=ProviderName.choices)
-    access_key_id = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=128)
+    access_key_id = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=128, validators=[single_line]
+    )
     secret_access_key = serializers.CharField(
         write_only=True, required=False, allow_blank=True, max_length=256, style={"input_type": "password"}
     )
@@ -126,4 +130,8 @@ class CloudAccountSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = ["id", "created_at"]
+        extra_kwargs = {
+            name: {"validators": [single_line]}
+            for name in ("name", "account_id", "role_arn", "profile", "external_id")
+        }
         validators: list = []

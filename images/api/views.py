@@ -14,6 +14,7 @@ from images.api.serializers import (
     ReservationSerializer,
 )
 from provisioning.api.serializers import OperationSerializer
+from provisioning.api.throttling import RateLimitedCreate
 
 _Launched = inline_serializer(
     "BuildLaunchAnswer",
@@ -25,11 +26,14 @@ _Launched = inline_serializer(
 )
 
 
-class ImageBuildViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ImageBuildViewSet(
+    RateLimitedCreate, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """Image builds. POST is "Build and launch": the build, its reservation and the operation that
     builds the image and launches it when it is ready."""
 
     serializer_class = ImageBuildSerializer
+    rate_limit_action = "image_builds"
 
     def get_queryset(self):
         return selectors.builds_visible_to(self.request.user)

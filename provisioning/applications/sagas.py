@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any, ClassVar
 
+from provisioning.applications.choices import Decision
 from provisioning.choices import OperationState
 from provisioning.providers.buckets import BucketAdapter, BucketError, get_bucket_adapter
 from provisioning.saga import Done, RetryPolicy, Saga, Step, StepFailed, WaitForSignal
@@ -67,7 +68,7 @@ class AwaitDecision(Step):
 
         request = _request(ctx)
         # A decision stored before we got here (even before the checks ended) is a row: it is found.
-        payload = ctx.signal(DECISION_SIGNAL)
+        payload = self._decision(ctx)
         if payload is not None:
             return self._decided(payload)
         if not ctx.data.get("notified"):
@@ -95,7 +96,7 @@ class AwaitDecision(Step):
     def on_wait_timeout(self, ctx) -> Done:
         # The decision service refuses decisions after the deadline under the request's row lock, so a
         # signal stored here came in time, even if the sweeper saw the deadline first.
-        payload = ctx.signal(DECISION_SIGNAL)
+        payload = self._decision(ctx)
         if payload is not None:
             return self._decided(payload)
         request = _request(ctx)
@@ -104,6 +105,24 @@ class AwaitDecision(Step):
             f"{request.time_limit_seconds} s (until {request.decision_deadline:%Y-%m-%d %H:%M:%S} UTC). "
             "Nothing was created; submit the request again."
         )
+
+    def _decision(self, ctx) -> dict | None:
+        """The decision, if one was made. A signal only wakes the step: what counts is the request's
+        row, written by `application_request_decide` (which checks who may decide) in the transaction
+        that stores the signal. A "decision" signal sent any other way (the generic signals endpoint,
+        by any user of the customer) decides nothing."""
+        while ctx.signal(DECISION_SIGNAL) is not None:
+            request = _request(ctx)
+            request.refresh_from_db()  # loaded before the signal was read: it may be older than it
+            if request.decision:
+                return {
+                    "approved": request.decision == Decision.APPROVED,
+                    "region": request.region,
+                    "profile": request.profile,
+                    "comment": request.comment,
+                    "decided_by": request.decided_by.username if request.decided_by else "a hostmaster",
+                }
+        return None
 
     def _decided(self, payload: dict) -> Done:
         who = payload.get("decided_by", "the authorizer")

@@ -121,8 +121,10 @@ def load_yaml(text: bytes | str) -> Any:
         raise OrderInvalid({"order": ["the order must be UTF-8 text."]}) from None
     if not decoded.strip():
         raise OrderInvalid({"order": ["the order is empty."]})
-    loader = _BoundedLoader(decoded)
+    loader = None
     try:
+        # The reader refuses control characters as soon as it is made: inside the try, as a 400.
+        loader = _BoundedLoader(decoded)
         return loader.get_single_data()
     except yaml.constructor.ConstructorError as exc:
         where = f"line {exc.problem_mark.line + 1}: " if exc.problem_mark else ""
@@ -133,7 +135,8 @@ def load_yaml(text: bytes | str) -> Any:
         problem = getattr(exc, "problem", None) or str(exc)
         raise OrderInvalid({"order": [f"not valid YAML: {where}{problem}"]}) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 # --- Validation ---------------------------------------------------------------------------------

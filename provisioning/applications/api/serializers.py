@@ -3,6 +3,7 @@ from rest_framework import serializers
 from provisioning.applications.choices import Provider, RequestState
 from provisioning.applications.models import NAME_PATTERN, ApplicationRequest, Team
 from provisioning.models import Customer
+from provisioning.validators import single_line
 
 
 class ApplicationRequestInputSerializer(serializers.Serializer):
@@ -14,7 +15,9 @@ class ApplicationRequestInputSerializer(serializers.Serializer):
     team = serializers.RegexField(
         NAME_PATTERN, max_length=40, help_text="the name of a team of your customer"
     )
-    authorizer = serializers.CharField(max_length=150, help_text="the username of the person who decides")
+    authorizer = serializers.CharField(
+        max_length=150, validators=[single_line], help_text="the username of the person who decides"
+    )
     requested_resources = serializers.JSONField(
         required=False, help_text='resources by kind; default {"bucket": {}} (optional "index_html")'
     )
@@ -42,7 +45,7 @@ class CancelInputSerializer(serializers.Serializer):
 class ApplicationRequestSerializer(serializers.ModelSerializer):
     customer = serializers.CharField(source="customer.name")
     team = serializers.CharField(source="team_name")
-    requester = serializers.CharField(source="requester.username", default=None)
+    requester = serializers.CharField(source="requester.username", default=None, allow_null=True)
     authorizer = serializers.CharField(source="authorizer_username")
     waiting = serializers.SerializerMethodField()
     decision = serializers.SerializerMethodField()
