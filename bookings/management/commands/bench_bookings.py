@@ -5,7 +5,9 @@
 Posts MANAGED_WEBSPACE bookings under a managed server that is set up, so that each one runs its whole
 asset-creation saga on the workers; prints posts/s and the POST latency (p50/p99), then waits until
 every event is gone (assets created) or final, and checks that none was lost or duplicated. It uses
-the same database as the service (DATABASE_URL) to set up its user and to check the outcome.
+the same database as the service (DATABASE_URL) to set up its user and to check the outcome. Start the
+service with RATE_LIMIT_BOOKING_ITEMS=off (one customer's burst is what the limit stops), or use
+`python -m provisioning.bench bookings`, which starts it so.
 """
 
 from __future__ import annotations
