@@ -22,7 +22,7 @@ from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 
 from provisioning import heartbeats
@@ -32,6 +32,8 @@ from provisioning.services import is_hostmaster
 
 # Seconds: a local step takes milliseconds, a cloud build many minutes.
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+# The classic text format, which every Prometheus version reads (the names need no escaping).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # A lost attempt ends when the sweeper noticed the silence: its "duration" says nothing about the step.
 _TIMED_OUTCOMES = [Outcome.DONE, Outcome.RETRY, Outcome.WAIT, Outcome.FAILED]
 
@@ -186,4 +188,4 @@ def may_scrape(request: HttpRequest) -> bool:
 def metrics(request: HttpRequest) -> HttpResponse:
     if not may_scrape(request):
         return HttpResponse("Forbidden: see README, Running in production, Metrics.\n", status=403)
-    return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(render(), content_type=CONTENT_TYPE)

@@ -175,6 +175,13 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name per choice set that several serializers share (else: warnings in check --deploy).
+    "ENUM_NAME_OVERRIDES": {
+        "OperationStateEnum": "provisioning.choices.OperationState",
+        "BookingItemTypeEnum": "bookings.choices.BookingItemType",
+        "ApplicationProviderEnum": "provisioning.applications.choices.Provider",
+        "CloudProviderEnum": "images.choices.ProviderName",
+    },
 }
 
 # --- Celery -----------------------------------------------------------------------------------------
