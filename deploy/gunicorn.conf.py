@@ -21,6 +21,8 @@ max_requests = 2000
 max_requests_jitter = 200
 # The workers' heartbeat files: in memory, not on a container's overlay filesystem.
 worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None
+# No gunicorn control socket (gunicorn >= 24 opens one in $HOME, which the units make read-only).
+control_socket_disable = True
 # X-Forwarded-Proto is trusted from nginx on this machine only (Django's SECURE_PROXY_SSL_HEADER).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 

@@ -50,8 +50,7 @@ class ServiceCollector:
         yield from (
             self.operations_active(),
             self.operations_finished(),
-            self.step_durations(),
-            self.step_attempts(),
+            *self.steps(),
             self.workers(),
             *self.sweeper(),
         )
@@ -93,50 +92,53 @@ class ServiceCollector:
             family.add_metric([kind, state], count)
         return family
 
-    def step_durations(self) -> Metric:
-        family = GaugeHistogramMetricFamily(
+    def steps(self) -> Iterator[Metric]:
+        """Durations, retries and failures of the step attempts that ended within the window: one
+        query (the join that names each attempt's kind is the costly part, so it is done once)."""
+        durations = GaugeHistogramMetricFamily(
             "provisioning_step_duration_seconds",
-            "How long step attempts that finished within the window took (done, retry, wait, failed).",
+            "How long step attempts that ended within the window took (done, retry, wait, failed).",
             labels=["kind", "step"],
         )
-        duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
-        buckets = {
-            f"le_{i}": Count("pk", filter=Q(duration__lte=timedelta(seconds=bound)))
-            for i, bound in enumerate(DURATION_BUCKETS)
-        }
-        rows = (
-            StepRun.objects.filter(
-                finished_at__gte=self.since, kind=StepRun.Kind.RUN, outcome__in=_TIMED_OUTCOMES
-            )
-            .annotate(duration=duration)
-            .values("operation__kind", "step")
-            .annotate(total=Count("pk"), seconds=Sum("duration"), **buckets)
-            .order_by()
-        )
-        for row in rows:
-            counts = [(str(bound), row[f"le_{i}"]) for i, bound in enumerate(DURATION_BUCKETS)]
-            total_seconds = row["seconds"].total_seconds() if row["seconds"] else 0.0
-            family.add_metric(
-                [row["operation__kind"], row["step"]], [*counts, ("+Inf", row["total"])], total_seconds
-            )
-        return family
-
-    def step_attempts(self) -> Metric:
-        family = GaugeMetricFamily(
+        attempts = GaugeMetricFamily(
             "provisioning_step_attempts_recent",
             "Step attempts (and undo attempts) that ended within the window, by outcome: retry and lost "
             "are retries, failed and compensation_failed are failures.",
             labels=["kind", "step", "outcome"],
         )
+        timed = Q(kind=StepRun.Kind.RUN, outcome__in=_TIMED_OUTCOMES)
+        duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+        buckets = {
+            f"le_{i}": Count("pk", filter=timed & Q(duration__lte=timedelta(seconds=bound)))
+            for i, bound in enumerate(DURATION_BUCKETS)
+        }
         rows = (
             StepRun.objects.filter(finished_at__gte=self.since)
-            .values_list("operation__kind", "step", "outcome")
-            .annotate(n=Count("pk"))
+            .annotate(duration=duration)
+            .values("operation__kind", "step", "outcome")
+            .annotate(
+                n=Count("pk"),
+                timed=Count("pk", filter=timed),
+                seconds=Sum("duration", filter=timed),
+                **buckets,
+            )
             .order_by()
         )
-        for kind, step, outcome, count in rows:
-            family.add_metric([kind, step, outcome or "running"], count)
-        return family
+        histograms: dict[tuple[str, str], list[float]] = {}
+        for row in rows:
+            key = (row["operation__kind"], row["step"])
+            attempts.add_metric([*key, row["outcome"] or "running"], row["n"])
+            if row["timed"]:
+                sums = histograms.setdefault(key, [0.0] * (len(DURATION_BUCKETS) + 2))
+                for i in range(len(DURATION_BUCKETS)):
+                    sums[i] += row[f"le_{i}"]
+                sums[-2] += row["timed"]
+                sums[-1] += row["seconds"].total_seconds() if row["seconds"] else 0.0
+        for key, sums in sorted(histograms.items()):
+            counts = [(str(bound), sums[i]) for i, bound in enumerate(DURATION_BUCKETS)]
+            durations.add_metric(list(key), [*counts, ("+Inf", sums[-2])], sums[-1])
+        yield durations
+        yield attempts
 
     def workers(self) -> Metric:
         family = GaugeMetricFamily(
