@@ -1,9 +1,30 @@
 import os
 
-from celery import Celery
+from celery import Celery, signals
+
+from provisioning import logs
+from provisioning.heartbeats import WorkerHeartbeat
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "provisioning.settings")
 
 app = Celery("provisioning")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Every worker keeps a Heartbeat row with the queues it consumes (health, metrics).
+app.steps["consumer"].add(WorkerHeartbeat)
+
+
+@signals.task_prerun.connect
+def _bind_operation(task_id=None, task=None, args=None, **kwargs) -> None:
+    # The engine's tasks take the operation id first: every line the task logs names it, Celery's own
+    # "succeeded"/"raised" lines included.
+    if task is not None and task.name.startswith("provisioning.") and args:
+        task.request.log_context_token = logs.bind(operation=args[0])
+
+
+@signals.task_postrun.connect
+def _unbind_operation(task=None, **kwargs) -> None:
+    token = getattr(task.request, "log_context_token", None) if task is not None else None
+    if token is not None:
+        task.request.log_context_token = None
+        logs.unbind(token)

@@ -5,6 +5,7 @@ variable, not run it quietly with a default nobody asked for.
 """
 
 import os
+from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -95,3 +96,24 @@ def env_rate(name: str, default: str) -> tuple[int, int] | None:
             f"{name}={raw!r} is not a rate: write count/period (30/minute, 100/hour, 5/10s) or off."
         )
     return (int(count), seconds) if int(count) > 0 else None
+
+
+def env_choice(name: str, default: str, choices: list[str]) -> str:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not one of {', '.join(choices)}.")
+    return value
+
+
+def env_networks(name: str, default: list[str]) -> list[IPv4Network | IPv6Network]:
+    """IP networks, comma-separated (`METRICS_ALLOWED_NETWORKS=127.0.0.1/32,10.0.0.0/8`)."""
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP network (10.0.0.0/8).") from None
+    return networks

@@ -34,7 +34,7 @@ class Membership(models.Model):
         return f"{self.user} in {self.customer} ({self.role})"
 
 
-_ACTIVE = [s.value for s in ACTIVE_STATES]
+_ACTIVE = sorted(s.value for s in ACTIVE_STATES)
 _RUNNABLE = [OperationState.PENDING, OperationState.RETRYING, OperationState.RUNNING, OperationState.WAITING]
 
 
@@ -90,6 +90,11 @@ class Operation(models.Model):
             ),
             models.Index(fields=["subject_type", "subject_id"], name="op_subject"),
             models.Index(fields=["customer", "-created_at"], name="op_customer_recent"),
+            # Metrics at scrape time: what is active now, and what finished lately, read in O(those).
+            models.Index(fields=["kind", "state"], condition=models.Q(state__in=_ACTIVE), name="op_active"),
+            models.Index(
+                fields=["finished_at"], condition=models.Q(finished_at__isnull=False), name="op_finished"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -169,7 +174,11 @@ class StepRun(models.Model):
 
     class Meta:
         ordering = ["started_at", "id"]
-        indexes = [models.Index(fields=["operation", "started_at"], name="steprun_timeline")]
+        indexes = [
+            models.Index(fields=["operation", "started_at"], name="steprun_timeline"),
+            # Step durations, retries and failures of the last minutes (metrics at scrape time).
+            models.Index(fields=["finished_at"], name="steprun_finished"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.step} #{self.attempt} ({self.outcome or 'running'})"
@@ -198,3 +207,25 @@ class Signal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} for {self.operation_id}"
+
+
+class Heartbeat(models.Model):
+    """A sign of life of a Celery worker (with the queues it consumes) or of the sweeper, written every
+    few seconds; health and metrics read it, so they never ask the workers over the broker."""
+
+    class Role(models.TextChoices):
+        WORKER = "worker", "Worker"  # a `celery worker` node; `name` is its node name
+        SWEEPER = "sweeper", "Sweeper"  # the beat-driven sweeper's last tick
+
+    name = models.CharField(max_length=200, unique=True)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.WORKER)
+    queues = models.JSONField(default=list, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["role", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.role} {self.name}"

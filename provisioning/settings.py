@@ -9,9 +9,20 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
-from provisioning.env import env_bool, env_float, env_hostports, env_int, env_list, env_rate, env_str
+from provisioning.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_hostports,
+    env_int,
+    env_list,
+    env_networks,
+    env_rate,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR") or BASE_DIR / "var").resolve()
@@ -153,6 +164,10 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG and bool(DATABASE_URL))
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Load balancers and Prometheus talk to gunicorn directly, over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^metrics$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
@@ -189,6 +204,13 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name per choice set that several serializers share (else: warnings in check --deploy).
+    "ENUM_NAME_OVERRIDES": {
+        "OperationStateEnum": "provisioning.choices.OperationState",
+        "BookingItemTypeEnum": "bookings.choices.BookingItemType",
+        "ApplicationProviderEnum": "provisioning.applications.choices.Provider",
+        "CloudProviderEnum": "images.choices.ProviderName",
+    },
 }
 
 # --- Celery -----------------------------------------------------------------------------------------
@@ -247,13 +269,34 @@ DNS_NAMESERVERS = env_hostports("DNS_NAMESERVERS")
 AWS_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL") or None
 LOCAL_PROVIDER_DIR = DATA_DIR / "local-provider"
 
-# --- Logging ----------------------------------------------------------------------------------------
-LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+# --- Operations: health, metrics, logs --------------------------------------------------------------
+# Every worker writes a heartbeat row this often; one not heard of for three intervals counts as gone.
+WORKER_HEARTBEAT_INTERVAL = env_float("WORKER_HEARTBEAT_INTERVAL", 10.0, minimum=0.5)
+# /health/ answers 503 when one of these queues has no live worker (default: every queue).
+HEALTH_QUEUES = env_list("HEALTH_QUEUES", [queue.name for queue in CELERY_TASK_QUEUES])
+if unknown := sorted(set(HEALTH_QUEUES) - {queue.name for queue in CELERY_TASK_QUEUES}):
+    raise ImproperlyConfigured(f"HEALTH_QUEUES names queues the service does not use: {', '.join(unknown)}.")
+# /metrics answers a scraper from these networks, a request with `Authorization: Bearer METRICS_TOKEN`,
+# or a logged-in hostmaster; anybody else gets 403.
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Step durations, attempts and finished operations are counted over this many recent seconds.
+METRICS_WINDOW = env_int("METRICS_WINDOW", 300, minimum=10, maximum=86400)
+
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", ["debug", "info", "warning", "error", "critical"]).upper()
+# json: one JSON object per line; text: key=value. Both carry the operation id and mask secrets.
+LOG_FORMAT = env_choice("LOG_FORMAT", "json", ["json", "text"])
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "provisioning.logs.ContextFilter"}},
+    "formatters": {
+        "json": {"()": "provisioning.logs.JsonFormatter"},
+        "text": {"()": "provisioning.logs.KeyValueFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

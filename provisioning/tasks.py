@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from provisioning import heartbeats
 from provisioning.saga import runner
 
 
@@ -38,4 +39,5 @@ def compensate(operation_id: str) -> None:
 
 @shared_task(name="provisioning.sweep", ignore_result=True)
 def sweep() -> int:
+    heartbeats.heartbeat_record(name=heartbeats.SWEEPER, role=heartbeats.SWEEPER)  # health: beat ticks
     return runner.sweep()

@@ -1,14 +1,13 @@
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
-from django.db import connection
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 
 from bookings.selectors import booking_items_for_overview
 from images.selectors import reservations_visible_to
 from provisioning.applications.selectors import requests_visible_to
-from provisioning.celery import app
 from provisioning.orders.selectors import orders_visible_to
 from provisioning.saga.definition import saga_for
 from provisioning.saga.runner import status_view
@@ -50,7 +49,7 @@ def _subject_url(operation) -> str:
     if operation.subject_type == "images.reservation":
         return f"/reservations/{operation.subject_id}/"
     if operation.subject_type == "applications.applicationrequest":
-        return f"/application-requests/{operation.subject_id}/"
+        return reverse("applications:request", args=[operation.subject_id])
     return ""
 
 
@@ -76,24 +75,3 @@ def operation(request: HttpRequest, pk) -> HttpResponse:
     }
     template = "_operation_live.html" if request.GET.get("fragment") else "operation.html"
     return render(request, template, context)
-
-
-def health(request: HttpRequest) -> JsonResponse:
-    """Database and broker reachability, for load balancers and operators."""
-    checks = {}
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        checks["database"] = "ok"
-    except Exception as exc:
-        checks["database"] = f"error: {type(exc).__name__}"
-    try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-        checks["broker"] = "ok"
-    except Exception as exc:
-        checks["broker"] = f"error: {type(exc).__name__}"
-    healthy = all(v == "ok" for v in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "error", "checks": checks}, status=200 if healthy else 503
-    )

@@ -24,6 +24,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from provisioning.choices import TERMINAL_STATES, OperationState, Outcome, StepStatus
+from provisioning.logs import log_context
 from provisioning.models import Operation, Signal, StepRun
 from provisioning.saga.context import StepContext
 from provisioning.saga.definition import Saga, StatusView, saga_for
@@ -379,6 +380,14 @@ def execute_step(op_id: str, position: int, name: str) -> bool:
 
 
 def _run(ctx: StepContext, claim_next: Step | None = None) -> tuple[bool, StepContext | None]:
+    # Every line logged while the step runs and is recorded names the operation, the step, the attempt.
+    with log_context(
+        operation=ctx.operation.pk, kind=ctx.operation.kind, step=ctx.step.name, attempt=ctx.attempt
+    ):
+        return _run_and_record(ctx, claim_next)
+
+
+def _run_and_record(ctx: StepContext, claim_next: Step | None) -> tuple[bool, StepContext | None]:
     st = ctx.operation.steps[ctx.step.name]
     try:
         if st.get("wait_timed_out"):
@@ -615,7 +624,8 @@ def compensate_next(op_id: str) -> int | None:
     ctx = StepContext(op, saga, step, attempt)
     error = None
     try:
-        step.compensate(ctx)
+        with log_context(operation=op.pk, kind=op.kind, step=name, attempt=f"undo {attempt}"):
+            step.compensate(ctx)
     except Exception as exc:  # recorded; compensation retries, then tells a hostmaster what is left
         error = exc
     now = timezone.now()
@@ -672,10 +682,11 @@ def sweep(batch: int | None = None) -> int:
         .values_list("pk", flat=True)[: batch or settings.SAGA_SWEEP_BATCH]
     )
     for op_id in due:
-        try:
-            sweep_one(op_id)
-        except Exception:
-            log.exception("operation %s: the sweeper could not move it on", op_id)
+        with log_context(operation=op_id):
+            try:
+                sweep_one(op_id)
+            except Exception:
+                log.exception("operation %s: the sweeper could not move it on", op_id)
     return len(due)
 
 
