@@ -12,5 +12,5 @@ def test_the_service_keeps_every_promise_while_its_worker_is_killed_and_its_serv
     assert run_drill(private_servers, "drill_workload", timeout=900) == 0
 
 
-def test_two_workers_on_the_same_queues_never_run_a_step_twice(private_servers):
-    assert run_drill(private_servers, "drill_two_workers", timeout=300) == 0
+def test_two_workers_never_run_a_step_twice_and_a_broker_outage_loses_no_saga(private_servers):
+    assert run_drill(private_servers, "drill_engine", timeout=300) == 0
