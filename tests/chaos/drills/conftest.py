@@ -63,13 +63,9 @@ def chaos_servers() -> tuple[PrivatePostgres, PrivateRedis]:
 @pytest.fixture(scope="session")
 def drill_env(chaos_servers, worker_env) -> dict[str, str]:
     """The workers' environment: the session's (private servers, moto, DNS) plus the drill's clocks."""
-    from django.conf import settings
-
     # The drill drives the sweeper itself at times: its "sending it again" lines would bury the tables.
     logging.getLogger("provisioning.saga").setLevel(logging.WARNING)
-    os.environ.update(DRILL_ENV)
-    for name, value in DRILL_ENV.items():
-        setattr(settings, name, value)
+    os.environ.update(DRILL_ENV)  # the services read these from the environment when settings have none
     return {**worker_env, **DRILL_ENV}
 
 
