@@ -20,6 +20,7 @@ How the suite gets servers of its own (the choice, and why):
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,11 +87,17 @@ def run_drill(servers: Servers, drill: str, timeout: float) -> int:
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        # SIGINT lets pytest run its fixtures' teardown (workers, beat, instances, services).
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        pytest.fail(f"the drill {drill} did not end within {timeout:.0f}s")
+        _interrupt(proc, drill, timeout)
+    finally:
+        shutil.rmtree(env["DATA_DIR"], ignore_errors=True)
+
+
+def _interrupt(proc: subprocess.Popen, drill: str, timeout: float) -> None:
+    # SIGINT lets pytest run its fixtures' teardown (workers, beat, instances, services).
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    pytest.fail(f"the drill {drill} did not end within {timeout:.0f}s")

@@ -247,6 +247,7 @@ class Monkey(threading.Thread):
             if self.beat_stop_at is not None and now >= self.beat_stop_at:
                 self.beat.stop()
                 self.beat_stop_at = None
+                self.beat_back_at = self.beat_back = self.elapsed() + BEAT_PAUSE  # a full pause
                 self.note(f"beat stopped for {BEAT_PAUSE:.0f}s")
             elif self.beat_stop_at is None and self.beat_back_at is not None and now >= self.beat_back_at:
                 self.beat.start()
