@@ -20,7 +20,9 @@ import pytest
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
+# A pytest run started by a test (tests/chaos) keeps its logs apart, so that it never wipes the
+# logs of the run that started it.
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS_DIR") or ROOT / "test-artifacts")
 
 pytest_plugins = [
     name
@@ -81,6 +83,8 @@ def test_database_url() -> str:
 class WorkerProcess:
     """A real `celery -A provisioning worker` against the test database, that tests may kill."""
 
+    ready_marker = " ready."  # what the log says once per start, when the process is ready
+
     def __init__(self, env: dict[str, str], logdir: Path, name: str = "worker", concurrency: int = 2) -> None:
         self.env = env
         self.logdir = logdir
@@ -93,10 +97,8 @@ class WorkerProcess:
     def log_path(self) -> Path:
         return self.logdir / f"{self.name}.log"
 
-    def start(self) -> WorkerProcess:
-        self.starts += 1
-        log = open(self.log_path, "a")
-        argv = [
+    def argv(self) -> list[str]:
+        return [
             sys.executable,
             "-m",
             "celery",
@@ -114,8 +116,12 @@ class WorkerProcess:
             "--without-gossip",
             "--without-mingle",
         ]
+
+    def start(self) -> WorkerProcess:
+        self.starts += 1
+        log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
-            argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            self.argv(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         self._wait_ready()
         return self
@@ -125,7 +131,7 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the worker exited: {self.log_path.read_text()[-2000:]}")
-            if self.log_path.read_text(errors="replace").count(" ready.") >= self.starts:
+            if self.log_path.read_text(errors="replace").count(self.ready_marker) >= self.starts:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"the worker did not get ready: {self.log_path.read_text()[-2000:]}")

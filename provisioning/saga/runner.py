@@ -232,7 +232,10 @@ def enqueue(op: Operation, saga: Saga, countdown: float | None = None) -> None:
     if sig is None:
         return
     options = {"countdown": countdown} if countdown else {}
-    transaction.on_commit(lambda: sig.apply_async(**options))
+    # Robust: the row is stored and its sweep time set, so a broker that is down must not turn the
+    # caller's committed work into an error (an API answering 500 for a booking it kept); the error is
+    # logged and the sweeper sends the message once the broker is back.
+    transaction.on_commit(lambda: sig.apply_async(**options), robust=True)
 
 
 def _redrive_at(now: datetime, delay: float = 0.0) -> datetime:
