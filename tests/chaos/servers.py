@@ -19,7 +19,7 @@ from pathlib import Path
 
 import redis
 
-from tests.fixtures.aws import _free_port
+from tests.fixtures.net import free_port
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
@@ -75,7 +75,7 @@ class PrivatePostgres:
         root = Path(tempfile.mkdtemp(prefix="prov-chaos-pg-"))
         os.chmod(root, 0o755)
         shutil.chown(root, "postgres", "postgres")
-        server = cls(root=root, port=_free_port())
+        server = cls(root=root, port=free_port())
         server._as_postgres(
             "initdb",
             "-D",
@@ -144,7 +144,7 @@ class PrivateRedis:
 
     @classmethod
     def create(cls) -> PrivateRedis:
-        return cls(root=Path(tempfile.mkdtemp(prefix="prov-chaos-redis-")), port=_free_port())
+        return cls(root=Path(tempfile.mkdtemp(prefix="prov-chaos-redis-")), port=free_port())
 
     def start(self) -> PrivateRedis:
         argv = [

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ARTIFACTS, ROOT
-from tests.fixtures.nginx import _free_port, _wait_listening
+from tests.fixtures.net import free_port, wait_listening
 
 
 @contextmanager
 def _gunicorn(env: dict[str, str], logfile: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1", "WEB_THREADS": "2"}
     argv = [
         sys.executable,
@@ -30,7 +30,7 @@ def _gunicorn(env: dict[str, str], logfile: Path) -> Iterator[str]:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         try:
-            _wait_listening(port, timeout=30)
+            wait_listening(port, timeout=30)
         except RuntimeError:
             raise RuntimeError(f"gunicorn did not start: {logfile.read_text()[-3000:]}") from None
         yield f"http://127.0.0.1:{port}"

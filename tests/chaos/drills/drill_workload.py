@@ -46,8 +46,8 @@ from tests.applications.conftest import bucket_names, s3
 from tests.bookings.conftest import client_for, event_of, make_webspace
 from tests.chaos.drills.conftest import BeatProcess, outlasting
 from tests.conftest import WorkerProcess
+from tests.fixtures.orders import ServiceRepo, stop_deployed_services
 from tests.images.conftest import launch_body
-from tests.orders.conftest import ServiceRepo, _stop_deployed_services
 from tests.orders.test_environment import order_yaml
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
@@ -69,7 +69,7 @@ def chaos_worker(real_services, drill_env, drill_logdir, nginx_proxy):
     if worker.proc.poll() is not None:
         worker.start()
     worker.stop()
-    _stop_deployed_services()
+    stop_deployed_services()
 
 
 @pytest.fixture
@@ -314,7 +314,7 @@ def buckets_by_request() -> collections.Counter:
 
 def service_processes(env: str, service_id: str) -> int:
     """Processes whose working folder is the service's checkout (alive, not zombies)."""
-    from tests.orders.conftest import running
+    from tests.fixtures.orders import running
 
     app = str(orders_conf.environments_dir() / env / service_id / "app")
     count = 0
