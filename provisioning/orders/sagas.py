@@ -28,6 +28,16 @@ def _ident(ctx, deployment: ServiceDeployment) -> str:
     return f"{ctx.operation_id}-{ctx.step.name}-{deployment.service_id}"
 
 
+def _retire(ctx, deployments: list) -> list[str]:
+    """Stop each service and remove its working folder; the ids of those stopped."""
+    for d in deployments:
+        try:
+            services.deployment_retire(deployment=d, ident=_ident(ctx, d), heartbeat=ctx.heartbeat)
+        except ansible.PlaybookFailed as exc:
+            raise StepFailed(f"Service {d.service_id} could not be stopped: {exc.message}") from exc
+    return [d.service_id for d in deployments]
+
+
 class ConfigureEnvironment(Step):
     name = "domains"
     title = "Update the environment's domains"
@@ -111,14 +121,7 @@ class RetireServices(Step):
 
     def run(self, ctx) -> Done:
         environment = _order(ctx).environment
-        retired = []
-        for d in _deployments(environment, ordered=False):
-            try:
-                services.deployment_retire(deployment=d, ident=_ident(ctx, d), heartbeat=ctx.heartbeat)
-            except ansible.PlaybookFailed as exc:
-                raise StepFailed(f"Service {d.service_id} could not be stopped: {exc.message}") from exc
-            retired.append(d.service_id)
-        return Done({"retired": retired})
+        return Done({"retired": _retire(ctx, _deployments(environment, ordered=False))})
 
 
 class _OrderSaga(Saga):
@@ -161,14 +164,8 @@ class StopServices(Step):
 
     def run(self, ctx) -> Done:
         environment = _order(ctx).environment
-        stopped = []
-        for d in _deployments(environment, ordered=True) + _deployments(environment, ordered=False):
-            try:
-                services.deployment_retire(deployment=d, ident=_ident(ctx, d), heartbeat=ctx.heartbeat)
-            except ansible.PlaybookFailed as exc:
-                raise StepFailed(f"Service {d.service_id} could not be stopped: {exc.message}") from exc
-            stopped.append(d.service_id)
-        return Done({"stopped": stopped})
+        everything = _deployments(environment, ordered=True) + _deployments(environment, ordered=False)
+        return Done({"stopped": _retire(ctx, everything)})
 
 
 class DeleteEnvironment(Step):
