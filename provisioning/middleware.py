@@ -26,3 +26,16 @@ class BodySizeLimitMiddleware:
                 {"detail": f"The request body has {length} bytes; at most {limit} are accepted."}, status=413
             )
         return self.get_response(request)
+
+
+class QueryNulMiddleware:
+    """Answer 400 to a query string holding a NUL character. PostgreSQL cannot store or compare text
+    with one, so any filter, search or page number it reached would fail as a 500."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if any("\x00" in key or any("\x00" in v for v in values) for key, values in request.GET.lists()):
+            return JsonResponse({"detail": "Query parameters may not contain NUL characters."}, status=400)
+        return self.get_response(request)

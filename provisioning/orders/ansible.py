@@ -13,8 +13,6 @@ import logging
 import os
 import shutil
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,7 +65,6 @@ def run_playbook(
     ident: str,
     extravars: dict,
     secret_env: dict[str, str] | None = None,
-    heartbeat: Callable[[], None] | None = None,
 ) -> PlaybookResult:
     """Run playbook `name`; raise PlaybookFailed with the failed tasks' messages."""
     run_dir = conf.runs_dir() / ident
@@ -85,14 +82,6 @@ def run_playbook(
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
         **(secret_env or {}),
     }
-    last_beat = [0.0]
-
-    def on_event(event: dict) -> bool:
-        if heartbeat and time.monotonic() - last_beat[0] > 1.0:
-            last_beat[0] = time.monotonic()
-            heartbeat()
-        return True
-
     try:
         runner = ansible_runner.run(
             private_data_dir=str(run_dir),
@@ -102,7 +91,6 @@ def run_playbook(
             envvars=envvars,
             suppress_env_files=True,
             quiet=True,
-            event_handler=on_event,
             ident="run",
         )
         result = PlaybookResult(status=runner.status, rc=runner.rc or 0)
@@ -140,7 +128,6 @@ def deploy_service(
     health_path: str,
     command: list[str],
     env_file: str,
-    heartbeat: Callable[[], None] | None = None,
 ) -> dict:
     """Deploy and check one service; answers {"pid": int, "commit": str}."""
     result = run_playbook(
@@ -155,11 +142,10 @@ def deploy_service(
             "command": command,
         },
         secret_env={"ORDERS_SERVICE_ENV": env_file},
-        heartbeat=heartbeat,
     )
     deployed = json.loads(result.messages[-1])
     return {"pid": int(deployed["pid"]), "commit": deployed.get("commit") or ""}
 
 
-def stop_service(*, ident: str, workdir: str, heartbeat: Callable[[], None] | None = None) -> None:
-    run_playbook("stop_service.yml", ident=ident, extravars={"workdir": workdir}, heartbeat=heartbeat)
+def stop_service(*, ident: str, workdir: str) -> None:
+    run_playbook("stop_service.yml", ident=ident, extravars={"workdir": workdir})

@@ -32,7 +32,8 @@ def _retire(ctx, deployments: list) -> list[str]:
     """Stop each service and remove its working folder; the ids of those stopped."""
     for d in deployments:
         try:
-            services.deployment_retire(deployment=d, ident=_ident(ctx, d), heartbeat=ctx.heartbeat)
+            with ctx.keep_alive():
+                services.deployment_retire(deployment=d, ident=_ident(ctx, d))
         except ansible.PlaybookFailed as exc:
             raise StepFailed(f"Service {d.service_id} could not be stopped: {exc.message}") from exc
     return [d.service_id for d in deployments]
@@ -77,7 +78,7 @@ class DeployServices(Step):
     name = "deploy"
     title = "Deploy services"
     weight = 4
-    heartbeat_timeout = 300.0
+    heartbeat_timeout = 30.0  # keep_alive beats every 5 s while ansible runs
     retry = RetryPolicy(max_attempts=3, backoff=2.0)
 
     def run(self, ctx) -> Done:
@@ -85,11 +86,11 @@ class DeployServices(Step):
         deployed, failures = [], []
         for d in _deployments(environment, ordered=True):
             try:
-                if services.deployment_deploy(deployment=d, ident=_ident(ctx, d), heartbeat=ctx.heartbeat):
-                    deployed.append(d.service_id)
+                with ctx.keep_alive():
+                    if services.deployment_deploy(deployment=d, ident=_ident(ctx, d)):
+                        deployed.append(d.service_id)
             except ansible.PlaybookFailed as exc:
                 failures.append(f"service {d.service_id}: {exc.message}")
-            ctx.heartbeat()
         if failures:
             raise StepFailed(
                 "Deploying failed for " + "; ".join(failures) + ". Fix the service or the order and send "
@@ -103,11 +104,12 @@ class UpdateProxyRoutes(Step):
     name = "proxy"
     title = "Update proxy routes"
     weight = 5
-    heartbeat_timeout = 120.0
+    heartbeat_timeout = 30.0
 
     def run(self, ctx) -> Done:
         try:
-            changed = services.proxy_update(environment=_order(ctx).environment)
+            with ctx.keep_alive():
+                changed = services.proxy_update(environment=_order(ctx).environment)
         except proxy.ProxyError as exc:
             raise StepFailed(f"The proxy routes were not updated: {exc.message}", detail=exc.message) from exc
         return Done({"routes_changed": changed})
@@ -117,7 +119,7 @@ class RetireServices(Step):
     name = "retire"
     title = "Stop services no longer ordered"
     weight = 6
-    heartbeat_timeout = 300.0
+    heartbeat_timeout = 30.0  # keep_alive beats every 5 s while ansible runs
 
     def run(self, ctx) -> Done:
         environment = _order(ctx).environment
@@ -146,11 +148,12 @@ class RemoveRoutes(Step):
     name = "routes"
     title = "Remove proxy routes"
     weight = 1
-    heartbeat_timeout = 120.0
+    heartbeat_timeout = 30.0
 
     def run(self, ctx) -> Done:
         try:
-            changed = services.proxy_update(environment=_order(ctx).environment, remove=True)
+            with ctx.keep_alive():
+                changed = services.proxy_update(environment=_order(ctx).environment, remove=True)
         except proxy.ProxyError as exc:
             raise StepFailed(f"The proxy routes were not removed: {exc.message}", detail=exc.message) from exc
         return Done({"routes_changed": changed})
@@ -160,7 +163,7 @@ class StopServices(Step):
     name = "stop"
     title = "Stop and remove services"
     weight = 2
-    heartbeat_timeout = 300.0
+    heartbeat_timeout = 30.0  # keep_alive beats every 5 s while ansible runs
 
     def run(self, ctx) -> Done:
         environment = _order(ctx).environment

@@ -357,7 +357,7 @@ def _set_status(deployment: ServiceDeployment, status: str, message: str, **fiel
         setattr(deployment, name, value)
 
 
-def deployment_deploy(*, deployment: ServiceDeployment, ident: str, heartbeat=None) -> bool:
+def deployment_deploy(*, deployment: ServiceDeployment, ident: str) -> bool:
     """Task 4 for one service: deploy it when what runs differs from what is ordered. Answers whether
     it was deployed; raises ansible.PlaybookFailed after marking the service failed."""
     if not needs_deploy(deployment):
@@ -373,7 +373,6 @@ def deployment_deploy(*, deployment: ServiceDeployment, ident: str, heartbeat=No
             health_path=deployment.path,
             command=COMMANDS[deployment.type],
             env_file=_env_file(deployment),
-            heartbeat=heartbeat,
         )
     except ansible.PlaybookFailed as exc:
         _set_status(deployment, DeploymentStatus.FAILED, exc.message)
@@ -402,10 +401,10 @@ def proxy_update(*, environment: Environment, remove: bool = False) -> bool:
     return changed
 
 
-def deployment_retire(*, deployment: ServiceDeployment, ident: str, heartbeat=None) -> None:
+def deployment_retire(*, deployment: ServiceDeployment, ident: str) -> None:
     """Stop a service that is no longer ordered, remove its folder and its secrets, free its port."""
     if deployment.workdir:
-        ansible.stop_service(ident=ident, workdir=deployment.workdir, heartbeat=heartbeat)
+        ansible.stop_service(ident=ident, workdir=deployment.workdir)
     deployment.vault.all().delete()
     _set_status(
         deployment,

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 if TYPE_CHECKING:
@@ -78,6 +81,28 @@ class StepContext:
         from provisioning.saga.runner import heartbeat
 
         heartbeat(self.operation.pk, self.step)
+
+    @contextmanager
+    def keep_alive(self, every: float = 5.0) -> Iterator[None]:
+        """Heartbeat from a thread while a long call that cannot report progress runs (a playbook, a
+        slow provider call), so that the step's heartbeat timeout can stay short: a worker killed in
+        the middle is then noticed within that timeout, not after the longest such call."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            try:
+                while not stop.wait(every):
+                    self.heartbeat()
+            finally:
+                connection.close()  # this thread's own connection
+
+        thread = threading.Thread(target=beat, name=f"heartbeat {self.operation_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def now(self):
         return timezone.now()

@@ -64,6 +64,13 @@ def test_a_body_over_the_upload_limit_answers_413_and_is_not_read(olivia, world,
     assert row_counts() == before
 
 
+@pytest.mark.parametrize(
+    "path", ["/api/cloud-accounts/?provider=a%00b", "/api/booking-items/?page=1%00", "/?items=%00"]
+)
+def test_a_nul_character_in_the_query_answers_400(olivia, path):
+    assert "NUL" in refused(olivia.get(path))["detail"]
+
+
 @pytest.mark.parametrize("depth", [10_000, 100])
 def test_deeply_nested_json_answers_400(olivia, world, depth):
     before = row_counts()
