@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -212,6 +213,8 @@ def parse_public_key(text: str):
         key = serialization.load_ssh_public_key(text.encode())
     except (ValueError, UnicodeError) as exc:
         raise ValueError(f"is not an OpenSSH public key ({exc}).") from None
+    except UnsupportedAlgorithm:
+        raise ValueError("must be an ssh-rsa or ssh-ed25519 key.") from None
     if not isinstance(key, RSAPublicKey | Ed25519PublicKey):
         raise ValueError("must be an ssh-rsa or ssh-ed25519 key.")
     if isinstance(key, RSAPublicKey) and key.key_size < 2048:

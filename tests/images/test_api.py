@@ -210,3 +210,10 @@ def test_the_admin_pages_of_builds_reservations_and_accounts_show_no_credentials
     change = client.get(f"/admin/images/cloudaccount/{account.pk}/change/")
     assert change.status_code == 200
     assert b"admin-secret" not in change.content and b"AKIAADMIN" not in change.content
+
+
+@pytest.mark.parametrize("body", ["aâ AAAA", "ssh-dss AAAAB3NzaC1kc3M=", "ecdsa-sha2-nistp999 AAAA"])
+def test_a_key_of_an_unknown_type_answers_400(owner, body):
+    answer = owner[1].post("/api/pubkeys/", {"name": "odd", "body": body}, format="json")
+    assert answer.status_code == 400, answer.content
+    assert "body" in answer.json()
