@@ -14,6 +14,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from bookings.models import BookingItem, HostingAsset, Project
+from bookings.services import booking_item_create
 from images.models import CloudAccount, ImageBuild, PublicKey, Reservation
 from images.services import cloud_account_create, image_build_launch, public_key_create
 from provisioning.applications.models import ApplicationRequest, Team
@@ -23,7 +24,7 @@ from provisioning.orders.models import Order
 from provisioning.orders.services import order_create
 from provisioning.ratelimit import ACTIONS, rate_limit_reset
 from provisioning.services import api_user_create_or_update
-from tests.bookings.conftest import make_server
+from tests.bookings.conftest import make_server, make_webspace
 from tests.fixtures.orders import (  # noqa: F401 (fixtures of the secrets test)
     leave_no_service,
     orders_settings,
@@ -93,6 +94,7 @@ class World:
     project: Project
     item: BookingItem
     asset: HostingAsset
+    domain: BookingItem  # a domain setup whose creation waits for its DNS record
     build: ImageBuild
     reservation: Reservation
     pubkey: PublicKey
@@ -112,6 +114,15 @@ def world(actors) -> World:
     owner, member, authorizer = (actors[n].user for n in ("owner", "member", "authorizer"))
     project = Project.objects.create(customer=acme, caption="Shop")
     asset = make_server(project, "vm1001")
+    make_webspace(project, "abc00", server=asset)
+    domain = booking_item_create(
+        user=owner,
+        project=project,
+        type="DOMAIN_SETUP",
+        caption="shop.acme-corp.org",
+        resources={"domainName": "shop.acme-corp.org"},
+        hosting_asset={"webspace": "abc00"},
+    )
     body = launch_body(name="web", regions=("local-1",), amount=1)
     launched = image_build_launch(customer=acme, user=owner, **body)
     team = team_create(customer=acme, name="web", members=[member], authorizers=[authorizer])
@@ -124,6 +135,7 @@ def world(actors) -> World:
         project=project,
         item=asset.booking_item,
         asset=asset,
+        domain=domain,
         build=launched.reservation.build,
         reservation=launched.reservation,
         pubkey=public_key_create(customer=acme, name="ops", body=ssh_public_key()),
