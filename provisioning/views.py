@@ -4,6 +4,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 
 from bookings.selectors import booking_items_for_overview
 from images.selectors import reservations_visible_to
@@ -50,7 +51,7 @@ def _subject_url(operation) -> str:
     if operation.subject_type == "images.reservation":
         return f"/reservations/{operation.subject_id}/"
     if operation.subject_type == "applications.applicationrequest":
-        return f"/application-requests/{operation.subject_id}/"
+        return reverse("applications:request", kwargs={"pk": operation.subject_id})
     return ""
 
 

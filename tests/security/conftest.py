@@ -109,12 +109,13 @@ class World:
 
 
 @pytest.fixture
-def world(actors) -> World:
+def world(actors, dns_records) -> World:
     acme = Customer.objects.get(name="Acme")
     owner, member, authorizer = (actors[n].user for n in ("owner", "member", "authorizer"))
     project = Project.objects.create(customer=acme, caption="Shop")
     asset = make_server(project, "vm1001")
     make_webspace(project, "abc00", server=asset)
+    dns_records.add("acme-corp.org", "A", "192.0.2.10")  # registered: its setup waits for the TXT record
     domain = booking_item_create(
         user=owner,
         project=project,
