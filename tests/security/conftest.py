@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from django.urls import get_resolver
 from rest_framework.test import APIClient
 
 from bookings.models import BookingItem, HostingAsset, Project
@@ -33,6 +34,22 @@ from tests.fixtures.orders import (  # noqa: F401 (fixtures of the secrets test)
 )
 from tests.images.conftest import client_for, launch_body
 from tests.providers.conftest import ssh_public_key
+
+
+def url_routes() -> set[str]:
+    """Every URL pattern of the project, as the resolver names it ("bookings/items/<int:pk>/")."""
+    routes = set()
+
+    def walk(patterns, prefix=""):
+        for p in patterns:
+            if hasattr(p, "url_patterns"):
+                walk(p.url_patterns, prefix + str(p.pattern))
+            else:
+                routes.add(prefix + str(p.pattern))
+
+    walk(get_resolver().url_patterns)
+    return routes
+
 
 ACTORS = ("anonymous", "owner", "member", "other", "authorizer", "hostmaster")
 

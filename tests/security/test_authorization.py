@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import pytest
 from django.contrib import admin
-from django.urls import get_resolver, resolve
+from django.urls import resolve
 
 from tests.images.conftest import launch_body
-from tests.security.conftest import ACTORS, ORDER, World
+from tests.security.conftest import ACTORS, ORDER, World, url_routes
 from tests.web.test_images_pages import image_post, launch_post, target_post
 
 pytestmark = pytest.mark.django_db
@@ -337,25 +337,10 @@ def test_it_answers_each_actor_exactly_what_it_may(case: Case, actors, world: Wo
         assert "login" in answer["Location"]
 
 
-def _routes() -> set[str]:
-    """Every URL pattern of the project, as the resolver's route ("bookings/items/<int:pk>/")."""
-    routes = set()
-
-    def walk(patterns, prefix=""):
-        for p in patterns:
-            if hasattr(p, "url_patterns"):
-                walk(p.url_patterns, prefix + str(p.pattern))
-            else:
-                routes.add(prefix + str(p.pattern))
-
-    walk(get_resolver().url_patterns)
-    return routes
-
-
 def test_every_api_route_has_a_row():
     """A new endpoint without a row in the table fails here."""
     covered = {(r.method, r.path.split("?")[0]) for r in API}
-    api = {r for r in _routes() if r.startswith("api/") and "format" not in r}
+    api = {r for r in url_routes() if r.startswith("api/") and "format" not in r}
     shapes = {_shape(path) for _, path in covered}
     missing = sorted(r for r in api if _shape("/" + r) not in shapes)
     assert not missing, f"no row in the table for: {missing}"
@@ -364,7 +349,7 @@ def test_every_api_route_has_a_row():
 def test_every_page_has_a_row(world: World):
     """A new page (any route outside the API and the admin) without a row in the table fails here."""
     covered = {resolve(world.format(r.path).split("?")[0]).route for r in PAGES}
-    pages = {r for r in _routes() if not r.startswith(("api/", "admin/"))}
+    pages = {r for r in url_routes() if not r.startswith(("api/", "admin/"))}
     missing = sorted(pages - covered)
     assert not missing, f"no row in the table for the pages: {missing}"
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import pytest
 from django.test import Client
-from django.urls import get_resolver
 
 from bookings.models import BookingItem, Project
 from bookings.services import booking_item_create
@@ -34,7 +33,7 @@ from provisioning.services import api_user_create_or_update
 from tests.bookings.conftest import make_server, make_webspace
 from tests.images.conftest import launch_body
 from tests.providers.conftest import ssh_public_key
-from tests.security.conftest import ORDER
+from tests.security.conftest import ORDER, url_routes
 from tests.web.test_images_pages import image_post, launch_post, target_post
 
 pytestmark = pytest.mark.django_db
@@ -166,17 +165,7 @@ _PARAMETER = re.compile(r"<(?:\w+:)?\w+>")
 
 
 def _routes() -> list[str]:
-    routes = []
-
-    def walk(patterns, prefix=""):
-        for p in patterns:
-            if hasattr(p, "url_patterns"):
-                walk(p.url_patterns, prefix + str(p.pattern))
-            else:
-                routes.append(prefix + str(p.pattern))
-
-    walk(get_resolver().url_patterns)
-    return sorted(r for r in routes if not r.startswith(("api/", "admin/")))
+    return sorted(r for r in url_routes() if not r.startswith(("api/", "admin/")))
 
 
 @dataclass(frozen=True)
