@@ -264,3 +264,11 @@ def test_sql_metacharacters_in_free_text_are_stored_as_text(olivia):
     answer = olivia.post("/api/projects/", {"caption": caption}, format="json")
     assert answer.status_code == 201 and answer.json()["caption"] == caption
     assert olivia.get("/api/projects/").status_code == 200
+
+
+@pytest.mark.parametrize("provider", ["loc\x00al", "local\x00", "\x00", "aws'--", "nope"])
+def test_a_filter_of_no_provider_answers_an_empty_list(olivia, world, provider):
+    """A NUL in a query parameter never reaches PostgreSQL (which refuses it with a 500)."""
+    answer = olivia.get("/api/cloud-accounts/", {"provider": provider})
+    assert answer.status_code == 200 and answer.json()["results"] == []
+    assert olivia.get("/api/cloud-accounts/", {"provider": "local"}).json()["count"] == 1
