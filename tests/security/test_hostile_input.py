@@ -78,6 +78,29 @@ def test_deeply_nested_json_answers_400(olivia, world, depth):
     assert row_counts() == before
 
 
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        (
+            "/api/operations/{w.operation.pk}/signals/",
+            '{{"name": "cancel", "payload": {{"why": "a\\u0000b"}}}}',
+        ),
+        ("/api/operations/{w.operation.pk}/signals/", '{{"name": "cancel", "payload": {{"a\\u0000": 1}}}}'),
+        (
+            "/api/booking-items/",
+            '{{"project": {w.project.pk}, "type": "PRIVATE_CLOUD", "caption": "c", "resources": '
+            '{{"CPU": 1, "RAM": 1, "SSD": 25}}, "hosting_asset": {{"notes": ["\\u0000"]}}}}',
+        ),
+    ],
+)
+def test_a_nul_character_anywhere_in_json_answers_400(olivia, world, path, body):
+    """PostgreSQL stores no NUL in jsonb: it is refused before anything is stored (it was a 500)."""
+    before = row_counts()
+    answer = refused(post_raw(olivia, world.format(path), world.format(body)))
+    assert "NUL" in answer["detail"]
+    assert row_counts() == before
+
+
 YAML_BOMB = """\
 a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
 b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
