@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -210,6 +211,8 @@ def parse_public_key(text: str):
         raise ValueError("is a private key: send only the public key (the .pub file); never a private one.")
     try:
         key = serialization.load_ssh_public_key(text.encode())
+    except UnsupportedAlgorithm:
+        raise ValueError("must be an ssh-rsa or ssh-ed25519 key.") from None
     except (ValueError, UnicodeError) as exc:
         raise ValueError(f"is not an OpenSSH public key ({exc}).") from None
     if not isinstance(key, RSAPublicKey | Ed25519PublicKey):

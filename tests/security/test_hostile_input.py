@@ -295,3 +295,14 @@ def test_a_filter_of_no_provider_answers_an_empty_list(olivia, world, provider):
     answer = olivia.get("/api/cloud-accounts/", {"provider": provider})
     assert answer.status_code == 200 and answer.json()["results"] == []
     assert olivia.get("/api/cloud-accounts/", {"provider": "local"}).json()["count"] == 1
+
+
+@pytest.mark.parametrize(
+    "body", ["T\tAAAA", "ssh-foo AAAAC3NzaC1lZDI1NTE5", "ecdsa-sha2-nistp999 AAAA", "½ x"]
+)
+def test_a_public_key_of_an_unknown_type_answers_400(olivia, body):
+    """The key's type names an algorithm nobody supports: a 400 that says which are (it was a 500)."""
+    before = row_counts()
+    answer = refused(olivia.post("/api/pubkeys/", {"name": "k", "body": body}, format="json"))
+    assert "body" in answer, answer
+    assert row_counts() == before
