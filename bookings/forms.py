@@ -16,6 +16,7 @@ from bookings.choices import BookingItemType, HostingAssetType
 from bookings.models import BookingItem, Project
 from bookings.validation import Prop
 from bookings.validation.resources import PARENTS, SCHEMAS
+from provisioning.validators import single_line
 
 # Resources the service fills in itself: never asked.
 _GENERATED = {(BookingItemType.DOMAIN_SETUP, "verificationCode")}
@@ -50,12 +51,18 @@ class TypeForm(WizardForm):
     """Step 1: what to book, in which project, under which parent item."""
 
     type = forms.ChoiceField(label="What to book", choices=BookingItemType.choices)
-    caption = forms.CharField(label="Caption", max_length=80, help_text="how you will recognise it")
+    caption = forms.CharField(
+        label="Caption", max_length=80, help_text="how you will recognise it", validators=[single_line]
+    )
     project = forms.ModelChoiceField(
         label="Project", queryset=Project.objects.none(), required=False, empty_label="(a new project)"
     )
     new_project = forms.CharField(
-        label="New project", max_length=80, required=False, help_text="only when you start a new project"
+        label="New project",
+        max_length=80,
+        required=False,
+        help_text="only when you start a new project",
+        validators=[single_line],
     )
     parent_item = forms.ModelChoiceField(
         label="Parent item",
@@ -134,7 +141,7 @@ class AssetForm(WizardForm):
     """Step 3: optionally, the hosting asset to create with the booking."""
 
     create = forms.BooleanField(label="Create the hosting asset now", required=False, initial=True)
-    caption = forms.CharField(label="Asset caption", max_length=80, required=False)
+    caption = forms.CharField(label="Asset caption", max_length=80, required=False, validators=[single_line])
 
     def __init__(self, *args: Any, item_type: str, user, project: Project, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -144,7 +151,10 @@ class AssetForm(WizardForm):
         T = BookingItemType
         if item_type == T.MANAGED_WEBSPACE:
             self.fields["identifier"] = forms.CharField(
-                label="Webspace name", required=False, help_text="3 letters or digits and 2 digits: abc00"
+                label="Webspace name",
+                required=False,
+                help_text="3 letters or digits and 2 digits: abc00",
+                validators=[single_line],
             )
             servers = assets.filter(type=HostingAssetType.MANAGED_SERVER).values_list("identifier", flat=True)
             self.fields["parent_asset"] = forms.ChoiceField(
@@ -162,13 +172,17 @@ class AssetForm(WizardForm):
                 choices=[("", "(choose)")] + [(w, w) for w in webspaces],
             )
             self.fields["unix_user"] = forms.CharField(
-                label="Unix user", required=False, help_text="the webspace's main user when left empty"
+                label="Unix user",
+                required=False,
+                help_text="the webspace's main user when left empty",
+                validators=[single_line],
             )
         elif item_type in (T.MANAGED_SERVER, T.CLOUD_SERVER):
             self.fields["identifier"] = forms.CharField(
                 label="Server name",
                 required=False,
                 help_text="vm followed by 4 digits; a hostmaster may name it",
+                validators=[single_line],
             )
         elif item_type == T.PRIVATE_CLOUD:
             self.fields["notes"] = forms.CharField(label="Notes", required=False, widget=forms.Textarea)

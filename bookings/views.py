@@ -18,6 +18,7 @@ from bookings import selectors, services
 from bookings.choices import BookingItemType, SignalName
 from bookings.forms import AssetForm, ResourcesForm, TypeForm, add_errors, field_name
 from bookings.models import BookingItem, Project
+from provisioning.ratelimit import rate_limit_consume, refused
 from provisioning.services import ServiceError, operation_signal
 
 SESSION_KEY = "booking_wizard"
@@ -227,11 +228,14 @@ def _review_rows(request: HttpRequest, state: dict) -> list[dict]:
 
 def _review_step(request: HttpRequest, state: dict) -> HttpResponse:
     errors: dict[str, list[str]] = {}
+    refusal: ServiceError | None = None
     if request.method == "POST":
+        project = _project(request, state)
         try:
+            rate_limit_consume(customer=project.customer, action="booking_items")
             item = services.booking_item_create(
                 user=request.user,
-                project=_project(request, state),
+                project=project,
                 type=state["type"],
                 caption=state["caption"],
                 resources=state.get("resources") or {},
@@ -240,6 +244,8 @@ def _review_step(request: HttpRequest, state: dict) -> HttpResponse:
             )
         except ValidationError as exc:
             errors = exc.message_dict
+        except ServiceError as exc:
+            refusal = exc
         else:
             request.session.pop(SESSION_KEY, None)
             messages.success(request, f"Booked: {item}.")
@@ -249,7 +255,10 @@ def _review_step(request: HttpRequest, state: dict) -> HttpResponse:
         row["errors"] = errors.pop(row["key"], [])
     other = [f"{key}: {message}" for key, msgs in errors.items() for message in msgs]
     status = 400 if any(row["errors"] for row in rows) or other else 200
-    return _render(request, "review", state, status=status, rows=rows, other_errors=other)
+    if refusal is not None:
+        other.append(refusal.message)
+    response = _render(request, "review", state, status=status, rows=rows, other_errors=other)
+    return refused(response, refusal) if refusal is not None else response
 
 
 # --- A booking item's page -----------------------------------------------------------------------

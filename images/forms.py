@@ -13,6 +13,7 @@ from images.choices import ProviderName
 from images.manifest import ARCHITECTURES, DISTRIBUTIONS, MAX_INSTANCES
 from provisioning.models import Customer
 from provisioning.providers import provider_class
+from provisioning.validators import single_line
 
 _SEPARATORS = re.compile(r"[\s,]+")
 
@@ -23,7 +24,12 @@ def words(text: str) -> list[str]:
 
 
 class ImageForm(forms.Form):
-    name = forms.CharField(max_length=80, label="Image name", help_text="how you will recognise the image")
+    name = forms.CharField(
+        max_length=80,
+        label="Image name",
+        help_text="how you will recognise the image",
+        validators=[single_line],
+    )
     distribution = forms.ChoiceField(choices=[(d, d) for d in DISTRIBUTIONS], label="Distribution")
     architecture = forms.ChoiceField(
         choices=[(a, a) for a in ARCHITECTURES], initial="x86_64", label="Architecture"
@@ -55,7 +61,7 @@ class ImageForm(forms.Form):
 class UserForm(forms.Form):
     """A user the image creates (a row of a formset: a row left empty is dropped)."""
 
-    name = forms.CharField(max_length=32, label="User name", required=False)
+    name = forms.CharField(max_length=32, label="User name", required=False, validators=[single_line])
     ssh_key = forms.CharField(
         required=False,
         label="SSH public key",

@@ -2,6 +2,7 @@
 
 from django.db.models import QuerySet
 
+from images.choices import ProviderName
 from images.models import CloudAccount, ImageBuild, PublicKey, Reservation
 from provisioning.selectors import customer_ids_of
 from provisioning.services import is_hostmaster
@@ -25,6 +26,9 @@ def public_keys_visible_to(user) -> QuerySet[PublicKey]:
 
 
 def cloud_accounts_visible_to(user, provider: str | None = None) -> QuerySet[CloudAccount]:
-    """The accounts the wizard offers for `provider` (all of them without it)."""
+    """The accounts the wizard offers for `provider` (all of them without it; none for a provider that
+    does not exist: such a name never reaches the database, which refuses some characters outright)."""
     qs = _visible(CloudAccount.objects.all(), user)
-    return qs.filter(provider=provider) if provider else qs
+    if not provider:
+        return qs
+    return qs.filter(provider=provider) if provider in ProviderName.values else qs.none()

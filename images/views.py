@@ -14,6 +14,7 @@ from images import selectors, services
 from images.models import Reservation
 from images.wizard import FORM_STEPS, STEPS, TITLES, Wizard
 from provisioning.choices import OperationState
+from provisioning.ratelimit import rate_limit_consume, refused
 from provisioning.services import ServiceError
 
 
@@ -111,6 +112,8 @@ def _review(request: HttpRequest, wizard: Wizard) -> HttpResponse:
     if request.method != "POST":
         return _render(request, wizard, "review", context)
     try:
+        if wizard.customer is not None:
+            rate_limit_consume(customer=wizard.customer, action="image_builds")
         launched = services.image_build_launch(customer=wizard.customer, user=request.user, **wanted)
     except ValidationError as exc:
         if wizard.first_incomplete() != "review":
@@ -119,7 +122,7 @@ def _review(request: HttpRequest, wizard: Wizard) -> HttpResponse:
         return _render(request, wizard, "review", context, status=400)
     except ServiceError as exc:
         context["problem"] = exc.message
-        return _render(request, wizard, "review", context, status=exc.code)
+        return refused(_render(request, wizard, "review", context), exc)
     wizard.clear()
     return redirect("images:reservation", pk=launched.reservation.pk)
 

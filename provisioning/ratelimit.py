@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from django.http import HttpResponse
 
 from provisioning.models import Customer
 from provisioning.services import ServiceError
@@ -89,3 +90,12 @@ def rate_limit_reset(*, customer: Customer, action: str) -> None:
     rate = rate_for(action)
     if rate is not None:
         cache.delete(_key(action, customer, int(time.time() // rate.seconds)))
+
+
+def refused(response: HttpResponse, exc: ServiceError) -> HttpResponse:
+    """`response` as the answer to a request a service refused, API or page: the error's status and,
+    past a rate limit, the seconds to wait in Retry-After."""
+    response.status_code = exc.code
+    if getattr(exc, "retry_after", None):
+        response["Retry-After"] = str(exc.retry_after)
+    return response

@@ -49,7 +49,7 @@ def _subject_url(operation) -> str:
     if operation.subject_type == "images.reservation":
         return f"/reservations/{operation.subject_id}/"
     if operation.subject_type == "applications.applicationrequest":
-        return reverse("applications:request", args=[operation.subject_id])
+        return reverse("applications:request", kwargs={"pk": operation.subject_id})
     return ""
 
 

@@ -6,15 +6,13 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from provisioning.ratelimit import refused
 from provisioning.services import ServiceError
 
 
 def exception_handler(exc, context):
     if isinstance(exc, ServiceError):
-        response = Response({"detail": exc.message}, status=exc.code)
-        if getattr(exc, "retry_after", None):
-            response["Retry-After"] = str(exc.retry_after)
-        return response
+        return refused(Response({"detail": exc.message}), exc)
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return Response(detail, status=status.HTTP_400_BAD_REQUEST)

@@ -5,6 +5,7 @@ from provisioning.applications.choices import Provider, ResourceKind
 from provisioning.applications.models import NAME_PATTERN, ApplicationRequest
 from provisioning.models import Customer
 from provisioning.providers.buckets import get_bucket_adapter
+from provisioning.validators import single_line
 
 
 class RequestForm(forms.Form):
@@ -15,6 +16,7 @@ class RequestForm(forms.Form):
         max_length=40,
         label="Application",
         help_text="lowercase letters, digits and hyphens; it names the resources",
+        validators=[single_line],
         error_messages={
             "invalid": "Use lowercase letters, digits and hyphens only (a letter or digit first)."
         },

@@ -211,10 +211,10 @@ def parse_public_key(text: str):
         raise ValueError("is a private key: send only the public key (the .pub file); never a private one.")
     try:
         key = serialization.load_ssh_public_key(text.encode())
-    except (ValueError, UnicodeError) as exc:
-        raise ValueError(f"is not an OpenSSH public key ({exc}).") from None
     except UnsupportedAlgorithm:
         raise ValueError("must be an ssh-rsa or ssh-ed25519 key.") from None
+    except (ValueError, UnicodeError) as exc:
+        raise ValueError(f"is not an OpenSSH public key ({exc}).") from None
     if not isinstance(key, RSAPublicKey | Ed25519PublicKey):
         raise ValueError("must be an ssh-rsa or ssh-ed25519 key.")
     if isinstance(key, RSAPublicKey) and key.key_size < 2048:

@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from django.urls import get_resolver
 from rest_framework.test import APIClient
 
 from bookings.models import BookingItem, HostingAsset, Project
+from bookings.services import booking_item_create
 from images.models import CloudAccount, ImageBuild, PublicKey, Reservation
 from images.services import cloud_account_create, image_build_launch, public_key_create
 from provisioning.applications.models import ApplicationRequest, Team
@@ -23,7 +25,7 @@ from provisioning.orders.models import Order
 from provisioning.orders.services import order_create
 from provisioning.ratelimit import ACTIONS, rate_limit_reset
 from provisioning.services import api_user_create_or_update
-from tests.bookings.conftest import make_server
+from tests.bookings.conftest import make_server, make_webspace
 from tests.fixtures.orders import (  # noqa: F401 (fixtures of the secrets test)
     leave_no_service,
     orders_settings,
@@ -32,6 +34,22 @@ from tests.fixtures.orders import (  # noqa: F401 (fixtures of the secrets test)
 )
 from tests.images.conftest import client_for, launch_body
 from tests.providers.conftest import ssh_public_key
+
+
+def url_routes() -> set[str]:
+    """Every URL pattern of the project, as the resolver names it ("bookings/items/<int:pk>/")."""
+    routes = set()
+
+    def walk(patterns, prefix=""):
+        for p in patterns:
+            if hasattr(p, "url_patterns"):
+                walk(p.url_patterns, prefix + str(p.pattern))
+            else:
+                routes.add(prefix + str(p.pattern))
+
+    walk(get_resolver().url_patterns)
+    return routes
+
 
 ACTORS = ("anonymous", "owner", "member", "other", "authorizer", "hostmaster")
 
@@ -93,6 +111,7 @@ class World:
     project: Project
     item: BookingItem
     asset: HostingAsset
+    domain: BookingItem  # a domain setup whose creation waits for its DNS record
     build: ImageBuild
     reservation: Reservation
     pubkey: PublicKey
@@ -107,11 +126,21 @@ class World:
 
 
 @pytest.fixture
-def world(actors) -> World:
+def world(actors, dns_records) -> World:
     acme = Customer.objects.get(name="Acme")
     owner, member, authorizer = (actors[n].user for n in ("owner", "member", "authorizer"))
     project = Project.objects.create(customer=acme, caption="Shop")
     asset = make_server(project, "vm1001")
+    make_webspace(project, "abc00", server=asset)
+    dns_records.add("acme-corp.org", "A", "192.0.2.10")  # registered: its setup waits for the TXT record
+    domain = booking_item_create(
+        user=owner,
+        project=project,
+        type="DOMAIN_SETUP",
+        caption="shop.acme-corp.org",
+        resources={"domainName": "shop.acme-corp.org"},
+        hosting_asset={"webspace": "abc00"},
+    )
     body = launch_body(name="web", regions=("local-1",), amount=1)
     launched = image_build_launch(customer=acme, user=owner, **body)
     team = team_create(customer=acme, name="web", members=[member], authorizers=[authorizer])
@@ -124,6 +153,7 @@ def world(actors) -> World:
         project=project,
         item=asset.booking_item,
         asset=asset,
+        domain=domain,
         build=launched.reservation.build,
         reservation=launched.reservation,
         pubkey=public_key_create(customer=acme, name="ops", body=ssh_public_key()),

@@ -85,6 +85,29 @@ def test_deeply_nested_json_answers_400(olivia, world, depth):
     assert row_counts() == before
 
 
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        (
+            "/api/operations/{w.operation.pk}/signals/",
+            '{{"name": "cancel", "payload": {{"why": "a\\u0000b"}}}}',
+        ),
+        ("/api/operations/{w.operation.pk}/signals/", '{{"name": "cancel", "payload": {{"a\\u0000": 1}}}}'),
+        (
+            "/api/booking-items/",
+            '{{"project": {w.project.pk}, "type": "PRIVATE_CLOUD", "caption": "c", "resources": '
+            '{{"CPU": 1, "RAM": 1, "SSD": 25}}, "hosting_asset": {{"notes": ["\\u0000"]}}}}',
+        ),
+    ],
+)
+def test_a_nul_character_anywhere_in_json_answers_400(olivia, world, path, body):
+    """PostgreSQL stores no NUL in jsonb: it is refused before anything is stored (it was a 500)."""
+    before = row_counts()
+    answer = refused(post_raw(olivia, world.format(path), world.format(body)))
+    assert "NUL" in answer["detail"]
+    assert row_counts() == before
+
+
 YAML_BOMB = """\
 a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
 b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
@@ -271,3 +294,22 @@ def test_sql_metacharacters_in_free_text_are_stored_as_text(olivia):
     answer = olivia.post("/api/projects/", {"caption": caption}, format="json")
     assert answer.status_code == 201 and answer.json()["caption"] == caption
     assert olivia.get("/api/projects/").status_code == 200
+
+
+@pytest.mark.parametrize("provider", ["loc\x00al", "local\x00", "\x00", "aws'--", "nope"])
+def test_a_filter_of_no_provider_answers_an_empty_list(olivia, world, provider):
+    """A NUL in a query parameter never reaches PostgreSQL (which refuses it with a 500)."""
+    answer = olivia.get("/api/cloud-accounts/", {"provider": provider})
+    assert answer.status_code == 200 and answer.json()["results"] == []
+    assert olivia.get("/api/cloud-accounts/", {"provider": "local"}).json()["count"] == 1
+
+
+@pytest.mark.parametrize(
+    "body", ["T\tAAAA", "ssh-foo AAAAC3NzaC1lZDI1NTE5", "ecdsa-sha2-nistp999 AAAA", "½ x"]
+)
+def test_a_public_key_of_an_unknown_type_answers_400(olivia, body):
+    """The key's type names an algorithm nobody supports: a 400 that says which are (it was a 500)."""
+    before = row_counts()
+    answer = refused(olivia.post("/api/pubkeys/", {"name": "k", "body": body}, format="json"))
+    assert "body" in answer, answer
+    assert row_counts() == before
