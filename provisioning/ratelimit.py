@@ -9,6 +9,7 @@ take the last place.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from django.http import HttpResponse
 
 from provisioning.models import Customer
 from provisioning.services import ServiceError
+
+log = logging.getLogger("provisioning.ratelimit")
 
 # action → (the setting with its rate, what is counted, in words)
 ACTIONS = {
@@ -70,12 +73,16 @@ def rate_limit_consume(*, customer: Customer, action: str) -> None:
     now = time.time()
     window = int(now // rate.seconds)
     key = _key(action, customer, window)
-    cache.add(key, 0, timeout=rate.seconds + 5)
     try:
-        used = cache.incr(key)
-    except ValueError:  # expired between add and incr: the window just turned
-        cache.add(key, 1, timeout=rate.seconds + 5)
-        used = 1
+        used = _count(key, rate)
+    except Exception:
+        # The counters are a guard, not the record: with the cache (Redis) down, the order is still
+        # stored in the database and its saga starts once the broker is back; refusing it would turn
+        # an outage of the cache into an outage of the service.
+        log.warning(
+            "rate limit of %s for customer %s not counted: the cache is unreachable", action, customer.pk
+        )
+        return
     if used > rate.count:
         retry_after = max(1, math.ceil((window + 1) * rate.seconds - now))
         raise RateLimited(
@@ -83,6 +90,15 @@ def rate_limit_consume(*, customer: Customer, action: str) -> None:
             f"Try again in {retry_after} seconds.",
             retry_after=retry_after,
         )
+
+
+def _count(key: str, rate: Rate) -> int:
+    cache.add(key, 0, timeout=rate.seconds + 5)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr: the window just turned
+        cache.add(key, 1, timeout=rate.seconds + 5)
+        return 1
 
 
 def rate_limit_reset(*, customer: Customer, action: str) -> None:

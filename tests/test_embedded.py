@@ -54,7 +54,8 @@ def test_it_runs_the_whole_service_on_the_embedded_default_and_completes_a_demo_
         assert "succeeded" in demo.stdout
         assert (tmp_path / "data" / "db.sqlite3").exists()
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
         time.sleep(1)
     # web, worker and beat all stopped with it: nothing is left in its session.

@@ -121,3 +121,18 @@ def test_a_typo_in_a_rate_stops_the_service_with_a_message(monkeypatch, raw):
     monkeypatch.setenv("RATE_LIMIT_TEST", raw)
     with pytest.raises(ImproperlyConfigured, match="RATE_LIMIT_TEST"):
         env_rate("RATE_LIMIT_TEST", "1/minute")
+
+
+def test_an_unreachable_cache_lets_the_booking_through_and_says_so_in_the_log(
+    actors, world, settings, caplog
+):
+    settings.RATE_LIMIT_BOOKING_ITEMS = (1, 60)
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        }
+    }
+    answers = [book(actors["owner"], world, f"during the outage {i}").status_code for i in range(2)]
+    assert answers == [201, 201]
+    assert "the cache is unreachable" in caplog.text
