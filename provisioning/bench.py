@@ -73,7 +73,11 @@ def start_worker() -> subprocess.Popen:
         "--without-gossip",
         "--without-mingle",
     ]
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # Warnings only, as the chain's worker (-l warning): the service's own log level is set apart.
+    env = {**os.environ, "LOG_LEVEL": "warning"}
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     for _ in range(10):  # warm-up doubles as the readiness check
         try:
             plain_chain(0).apply_async().get(timeout=30)
