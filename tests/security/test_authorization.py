@@ -200,6 +200,9 @@ PAGES = [
     Row("POST", "/logout/", "302 302 302 302 302 302", lambda w: {}, fmt="form", page=True),
     # Public: 200 or 503 by what runs right now (workers, beat), never an authorization answer.
     Row("GET", "/health/", "200|503 200|503 200|503 200|503 200|503 200|503", page=True),
+    # Counts only; the test client comes from 127.0.0.1, which METRICS_ALLOWED_NETWORKS lets in
+    # (tests/ops: 403 from elsewhere without the token).
+    Row("GET", "/metrics", "200 200 200 200 200 200", page=True),
     Row("GET", "/admin/", "302 302 302 302 302 200", page=True),
     Row("GET", "/operations/{w.operation.pk}/", "302 200 200 404 200 200", page=True),
     Row("GET", "/operations/{w.operation.pk}/?fragment=1", "302 200 200 404 200 200", page=True),

@@ -65,7 +65,13 @@ def test_a_body_over_the_upload_limit_answers_413_and_is_not_read(olivia, world,
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/cloud-accounts/?provider=a%00b", "/api/booking-items/?page=1%00", "/?items=%00"]
+    "path",
+    [
+        "/api/cloud-accounts/?provider=loc%00al",
+        "/api/cloud-accounts/?provider=%00",
+        "/api/booking-items/?page=1%00",
+        "/?items=%00",
+    ],
 )
 def test_a_nul_character_in_the_query_answers_400(olivia, path):
     assert "NUL" in refused(olivia.get(path))["detail"]
@@ -296,9 +302,8 @@ def test_sql_metacharacters_in_free_text_are_stored_as_text(olivia):
     assert olivia.get("/api/projects/").status_code == 200
 
 
-@pytest.mark.parametrize("provider", ["loc\x00al", "local\x00", "\x00", "aws'--", "nope"])
+@pytest.mark.parametrize("provider", ["aws'--", "nope", "loc al"])
 def test_a_filter_of_no_provider_answers_an_empty_list(olivia, world, provider):
-    """A NUL in a query parameter never reaches PostgreSQL (which refuses it with a 500)."""
     answer = olivia.get("/api/cloud-accounts/", {"provider": provider})
     assert answer.status_code == 200 and answer.json()["results"] == []
     assert olivia.get("/api/cloud-accounts/", {"provider": "local"}).json()["count"] == 1
