@@ -28,3 +28,13 @@ def _unbind_operation(task=None, **kwargs) -> None:
     if token is not None:
         task.request.log_context_token = None
         logs.unbind(token)
+
+
+@signals.task_prerun.connect
+def _fresh_connections(**kwargs) -> None:
+    # As Django does before each request: drop a connection that broke (PostgreSQL restarted) or
+    # outlived CONN_MAX_AGE, and check the rest once before use (CONN_HEALTH_CHECKS). Celery's own
+    # closing around every task is off (CELERY_DB_REUSE_MAX).
+    from django.db import close_old_connections
+
+    close_old_connections()

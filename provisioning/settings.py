@@ -250,6 +250,10 @@ CELERY_RESULT_EXTENDED = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_TRACK_STARTED = False
+# Celery closes the database connection around every task unless this is set: a new PostgreSQL backend
+# for every task was a fifth of a step's cost. Connections are kept as Django keeps them for requests
+# instead (provisioning.celery: CONN_MAX_AGE, health checks, dropped when broken).
+CELERY_DB_REUSE_MAX = 1_000_000
 
 # --- The saga engine --------------------------------------------------------------------------------
 SAGA_SWEEP_INTERVAL = env_float("SAGA_SWEEP_INTERVAL", 2.0, minimum=0.1)
