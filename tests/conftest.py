@@ -152,6 +152,27 @@ class WorkerProcess:
                 self.proc.wait(timeout=10)
 
 
+class BeatProcess(WorkerProcess):
+    """A real `celery -A provisioning beat`: the sweeper's clock."""
+
+    ready_marker = "beat: Starting..."
+
+    def argv(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "provisioning",
+            "beat",
+            "-l",
+            "info",
+            "-s",
+            str(self.logdir / f"{self.name}-schedule"),
+            "--pidfile=",
+        ]
+
+
 def _flush_broker() -> None:
     if settings.CELERY_BROKER_URL.startswith("redis://"):
         import redis

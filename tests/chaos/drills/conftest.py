@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from django.db.utils import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerError
 
 from tests.chaos.servers import PrivatePostgres, PrivateRedis
-from tests.conftest import ARTIFACTS, WorkerProcess
+from tests.conftest import ARTIFACTS
 
 # Clocks of the local provider for the drill's workers: quick builds and boots, a little latency on
 # every call, as a cloud API has.
@@ -30,27 +29,6 @@ DRILL_ENV = {
 
 # What a server going away looks like to a caller: it tries again once the server is back.
 OUTAGE_ERRORS = (OperationalError, InterfaceError, BrokerError, redis.RedisError, ConnectionError)
-
-
-class BeatProcess(WorkerProcess):
-    """A real `celery -A provisioning beat`: the sweeper's clock."""
-
-    ready_marker = "beat: Starting..."
-
-    def argv(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "provisioning",
-            "beat",
-            "-l",
-            "info",
-            "-s",
-            str(self.logdir / f"{self.name}-schedule"),
-            "--pidfile=",
-        ]
 
 
 @pytest.fixture(scope="session")
