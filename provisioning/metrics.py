@@ -61,36 +61,18 @@ class ServiceCollector:
         yield window
 
     def operations_active(self) -> Metric:
-        family = GaugeMetricFamily(
+        return _by_kind_and_state(
             "provisioning_operations",
             "Operations not finished yet, by kind and state.",
-            labels=["kind", "state"],
+            Operation.objects.filter(state__in=sorted(ACTIVE_STATES)),
         )
-        rows = (
-            Operation.objects.filter(state__in=sorted(ACTIVE_STATES))
-            .values_list("kind", "state")
-            .annotate(n=Count("pk"))
-            .order_by()
-        )
-        for kind, state, count in rows:
-            family.add_metric([kind, state], count)
-        return family
 
     def operations_finished(self) -> Metric:
-        family = GaugeMetricFamily(
+        return _by_kind_and_state(
             "provisioning_operations_finished_recent",
             "Operations that ended within the window, by kind and final state.",
-            labels=["kind", "state"],
+            Operation.objects.filter(finished_at__gte=self.since),
         )
-        rows = (
-            Operation.objects.filter(finished_at__gte=self.since)
-            .values_list("kind", "state")
-            .annotate(n=Count("pk"))
-            .order_by()
-        )
-        for kind, state, count in rows:
-            family.add_metric([kind, state], count)
-        return family
 
     def steps(self) -> Iterator[Metric]:
         """Durations, retries and failures of the step attempts that ended within the window: one
@@ -191,3 +173,11 @@ def metrics(request: HttpRequest) -> HttpResponse:
     if not may_scrape(request):
         return HttpResponse("Forbidden: see README, Running in production, Metrics.\n", status=403)
     return HttpResponse(render(), content_type=CONTENT_TYPE)
+
+
+def _by_kind_and_state(name: str, documentation: str, operations) -> Metric:
+    family = GaugeMetricFamily(name, documentation, labels=["kind", "state"])
+    rows = operations.values_list("kind", "state").annotate(n=Count("pk")).order_by()
+    for kind, state, count in rows:
+        family.add_metric([kind, state], count)
+    return family

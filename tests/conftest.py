@@ -80,6 +80,17 @@ def test_database_url() -> str:
     )
 
 
+def stop_session(proc: subprocess.Popen | None) -> None:
+    """TERM a process started in a session of its own, with everything in it; KILL what outlives 20 s."""
+    if proc and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
 class WorkerProcess:
     """A real `celery -A provisioning worker` against the test database, that tests may kill."""
 
@@ -143,13 +154,7 @@ class WorkerProcess:
             self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        stop_session(self.proc)
 
 
 class BeatProcess(WorkerProcess):
