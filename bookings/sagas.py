@@ -126,8 +126,8 @@ class TargetServer(Step):
     weight = 2
 
     def run(self, ctx):
-        data = _event(ctx).asset_data
-        item = _item(ctx)
+        event = _event(ctx)
+        data, item = event.asset_data, event.booking_item
         server = None
         if data.get("parent_asset"):
             server = HostingAsset.objects.filter(

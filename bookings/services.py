@@ -5,13 +5,15 @@ and commands call these; none holds logic of its own."""
 from __future__ import annotations
 
 import logging
-import time
 from datetime import date
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import IntegerField, Sum
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from bookings.choices import (
@@ -27,14 +29,14 @@ from bookings.validation import Errors, flatten
 from bookings.validation.asset_data import validate_asset_data
 from bookings.validation.assets import CONFIGS, HIERARCHY, hierarchy_errors, identifier_error
 from bookings.validation.domains import domain_error, generate_verification_code, normalize
-from bookings.validation.resources import pool_overflow, validate_parent, validate_resources
+from bookings.validation.resources import POOLED, pool_overflow, validate_parent, validate_resources
 from images.models import Reservation
 from images.services import image_build_launch_check
 from provisioning.choices import TERMINAL_STATES, OperationState
 from provisioning.env import env_float
 from provisioning.models import Customer, Operation
 from provisioning.saga import runner
-from provisioning.saga.definition import StatusView, saga_for
+from provisioning.saga.definition import StatusView
 from provisioning.selectors import customer_ids_of
 from provisioning.services import (
     Conflict,
@@ -130,9 +132,6 @@ def _booking_errors(
         if problem:
             errors["parent_item"] = [problem]
     resource_errors = validate_resources(item_type, resources)
-    if not resource_errors and parent_item is not None and "parent_item" not in errors:
-        siblings = list(parent_item.sub_items.values_list("resources", flat=True))
-        resource_errors = pool_overflow(parent_item.resources, siblings, resources)
     if not resource_errors and item_type == BookingItemType.DOMAIN_SETUP:
         problem = domain_error(resources["domainName"])
         if problem:
@@ -150,6 +149,19 @@ def _booking_errors(
         if asset_errors:
             errors["hosting_asset"] = asset_errors  # type: ignore[assignment]
     return errors
+
+
+def _pool_errors(parent_item: BookingItem, resources: dict, *, exclude: BookingItem | None = None) -> Errors:
+    """What booking `resources` under `parent_item` would take beyond what the parent has left; the
+    siblings' share is summed by the database."""
+    keys = [key for key in POOLED if key in parent_item.resources and key in resources]
+    if not keys:
+        return {}
+    siblings = parent_item.sub_items.exclude(pk=exclude.pk) if exclude else parent_item.sub_items.all()
+    used = siblings.aggregate(
+        **{key: Sum(Cast(KeyTextTransform(key, "resources"), IntegerField())) for key in keys}
+    )
+    return pool_overflow(parent_item.resources, used, resources)
 
 
 def _launch_errors(customer: Customer, caption: str, data: dict) -> Errors:
@@ -192,6 +204,8 @@ def booking_item_errors(
         valid_to=None,
         hosting_asset=hosting_asset,
     )
+    if not errors and parent_item is not None:
+        errors = {"resources": _pool_errors(parent_item, dict(resources or {}))}
     return flatten(errors)
 
 
@@ -231,6 +245,8 @@ def booking_item_create(
     if type == BookingItemType.DOMAIN_SETUP:
         resources["domainName"] = normalize(resources["domainName"])
         resources.setdefault("verificationCode", generate_verification_code())
+    # The first steps of the saga run in this request, so that the answer says what is missing.
+    inline_steps = int(_setting("BOOKINGS_INLINE_STEPS", 2))
     with transaction.atomic():
         item = BookingItem.objects.create(
             project=project,
@@ -244,47 +260,38 @@ def booking_item_create(
         operation = None
         if hosting_asset:
             event = BookingItemCreatedEvent.objects.create(booking_item=item, asset_data=hosting_asset)
-            operation = _start_saga(event, item, project.customer)
-    if operation is not None:
-        _advance_inline(operation)
+            operation = _start_saga(event, item, project.customer, send=not inline_steps)
+        if parent_item is not None:
+            # Siblings booked at the same time take their share of the parent one after the other: the
+            # parent's row stays locked until this transaction ends (and is undone on an overflow).
+            BookingItem.objects.select_for_update().filter(pk=parent_item.pk).values_list("pk").get()
+            pool_errors = _pool_errors(parent_item, resources, exclude=item)
+            if pool_errors:
+                raise ValidationError(flatten({"resources": pool_errors}))
+    if operation is not None and inline_steps:
+        _advance_inline(operation, inline_steps)
     return item
 
 
-def _advance_inline(operation: Operation) -> None:
+def _advance_inline(operation: Operation, steps: int) -> None:
     """Run the first steps (validate, then the check for what is missing) in the request, after the
-    commit, so that the 201 already says what the booking waits for. The worker got the same steps
-    from the outbox: the engine's claims let only one of the two run each step, so nothing runs
-    twice; any error stays on the operation and never reaches the booking."""
-    groups = int(_setting("BOOKINGS_INLINE_STEPS", 2))
-    saga = saga_for(operation.kind)
+    commit, so that the 201 already says what the booking waits for; the workers get the rest. Any
+    error stays on the operation and never reaches the booking: an operation this left unsent is
+    sent by the sweeper."""
     try:
-        go_on = False
-        for position, group in enumerate(saga.groups()[:groups]):
-            go_on = len(group) == 1 and runner.execute_step(str(operation.pk), position, group[0].name)
-            if not go_on:
-                break
-        if go_on:
-            # We ran the steps the worker's chain would have run: the chain may have stopped on our
-            # claim, so send the rest (a second message is harmless, claims make each step run once).
-            op = Operation.objects.get(pk=operation.pk)
-            if op.state == OperationState.PENDING and not op.end_state:
-                runner.enqueue(op, saga)
-        # The worker may have taken a step before us: give it a moment, so that the answer says
-        # "waiting" rather than "running" when the step only looks at the database or the DNS.
-        deadline = time.monotonic() + _setting("BOOKINGS_INLINE_WAIT", 1.0)
-        while time.monotonic() < deadline:
-            row = Operation.objects.filter(pk=operation.pk).values("state", "position").first()
-            if row is None or row["state"] != OperationState.RUNNING or row["position"] >= groups:
-                return
-            time.sleep(0.02)
-    except Exception:  # the worker and the sweeper carry on from the row; the booking stands
-        log.exception("operation %s: the inline start failed; the worker goes on", operation.pk)
+        runner.run_here(operation, steps)
+    except Exception:  # the booking stands; the sweeper carries on from the row
+        log.exception("operation %s: the inline start failed; the sweeper goes on", operation.pk)
 
 
-def _start_saga(event: BookingItemCreatedEvent, item: BookingItem, customer: Customer) -> Operation:
-    """Called inside the transaction that stores the event: the saga is enqueued only on commit."""
+def _start_saga(
+    event: BookingItemCreatedEvent, item: BookingItem, customer: Customer, *, send: bool
+) -> Operation:
+    """Called inside the transaction that stores the event; with `send`, the saga goes to the workers
+    on commit, else the request runs its first steps itself (`_advance_inline`)."""
     launches = item.type == BookingItemType.CLOUD_SERVER and "launch" in event.asset_data
     return runner.start(
+        send=send,
         kind="bookings.cloud_server" if launches else SAGA_KINDS[item.type],
         subject=event,
         customer=customer,
@@ -463,7 +470,7 @@ def event_retry(*, event: BookingItemCreatedEvent, user=None) -> Operation:
     if op is not None and op.is_active:
         return operation_retry(operation=op, user=user)
     item = event.booking_item
-    return _start_saga(event, item, item.project.customer)
+    return _start_saga(event, item, item.project.customer, send=True)
 
 
 def event_cancel(*, event: BookingItemCreatedEvent, user=None, reason: str = "") -> Operation:

@@ -70,7 +70,7 @@ class BookingItemViewSet(
             if project is None:
                 errors["project"] = ["Unknown project."]
         if parent_id is not None:
-            parent = self.get_queryset().filter(pk=parent_id).first()
+            parent = self.get_queryset().select_related("project__customer").filter(pk=parent_id).first()
             if parent is None:
                 errors["parent_item"] = ["Unknown booking item."]
         if errors:

@@ -93,15 +93,16 @@ def validate_parent(item_type: str, parent_type: str | None) -> str | None:
     return None
 
 
-def pool_overflow(parent_resources: dict, siblings: list[dict], resources: dict) -> Errors:
-    """Errors when the children of a parent would together book more than the parent has."""
+def pool_overflow(parent_resources: dict, used: dict[str, int | None], resources: dict) -> Errors:
+    """Errors when a child taking `resources` would, with what its siblings already `used` (summed per
+    pooled key), book more of its parent than the parent has."""
     errors: Errors = {}
     for key in POOLED:
         if key not in parent_resources or key not in resources:
             continue
-        used = sum(int(s.get(key) or 0) for s in siblings) + int(resources[key])
-        if used > int(parent_resources[key]):
-            free = int(parent_resources[key]) - (used - int(resources[key]))
+        taken = int(used.get(key) or 0)
+        if taken + int(resources[key]) > int(parent_resources[key]):
+            free = int(parent_resources[key]) - taken
             errors[key] = [
                 f"exceeds what the parent item has left ({max(free, 0)} of {parent_resources[key]})."
             ]

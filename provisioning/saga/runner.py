@@ -264,8 +264,11 @@ def start(
     data: dict | None = None,
     queue: str = "default",
     timeout: timedelta | None = None,
+    send: bool = True,
 ) -> Operation:
-    """Store a new operation and send it to the workers once the caller's transaction commits."""
+    """Store a new operation and send it to the workers once the caller's transaction commits. With
+    `send=False` the caller runs its first steps itself (`run_here`), after the commit; if it never
+    does, the sweeper sends the operation once its row is due."""
     saga = saga_for(kind)
     now = timezone.now()
     timeout = timeout or saga.timeout
@@ -283,7 +286,8 @@ def start(
     op.message = _describe(op, saga)
     op.save(force_insert=True)
     saga.write_status(op, status_view(op, saga))
-    enqueue(op, saga)
+    if send:
+        enqueue(op, saga)
     return op
 
 
@@ -371,6 +375,24 @@ def execute_segment(op_id: str, kind: str, positions: list[int]) -> bool:
             return True
         if ctx is not None:
             index += 1
+
+
+def run_here(op: Operation, steps: int) -> None:
+    """Run up to `steps` leading single steps of an operation started with `send=False` in this
+    process, as a worker would (claimed, recorded, a step and the claim of the next in one commit),
+    then send the rest to the workers. For a request whose answer should already say what the saga
+    waits for; call it after the transaction that started the operation has committed."""
+    saga = saga_for(op.kind)
+    positions = []
+    for position, group in enumerate(saga.groups()[:steps]):
+        if len(group) != 1:
+            break
+        positions.append(position)
+    if positions and not execute_segment(str(op.pk), op.kind, positions):
+        return  # waiting, retrying or ended: what comes next is on the row (and its messages sent)
+    op = _load(str(op.pk))
+    if op is not None and op.state == OperationState.PENDING and not op.end_state:
+        enqueue(op, saga)
 
 
 def execute_step(op_id: str, position: int, name: str) -> bool:

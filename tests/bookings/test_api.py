@@ -94,6 +94,18 @@ def test_it_answers_400_for_a_wrong_parent(owner, project):
     assert BookingItem.objects.count() == 1 and not Operation.objects.exists()
 
 
+def test_it_answers_400_when_the_parent_has_not_enough_left_and_stores_nothing(owner, project):
+    cloud = BookingItem.objects.create(
+        project=project, type="PRIVATE_CLOUD", caption="Pool", resources={"CPU": 8, "RAM": 16, "SSD": 200}
+    )
+    first = {"parent_item": cloud.pk, "type": "CLOUD_SERVER", "resources": {"CPU": 6, "RAM": 8, "SSD": 100}}
+    assert post(owner[1], caption="one", **first).status_code == 201
+    answer = post(owner[1], caption="two", **first)
+    assert answer.status_code == 400
+    assert answer.json() == {"resources.CPU": ["exceeds what the parent item has left (2 of 8)."]}
+    assert BookingItem.objects.count() == 2
+
+
 def test_it_answers_400_for_a_malformed_domain(owner, project):
     answer = post(
         owner[1],

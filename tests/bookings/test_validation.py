@@ -45,7 +45,7 @@ def test_it_allows_each_type_only_under_its_parent_type():
 
 
 def test_it_refuses_children_that_take_more_than_their_pool_has():
-    errors = pool_overflow({"CPU": 8, "RAM": 16}, [{"CPU": 6, "RAM": 8}], {"CPU": 4, "RAM": 8})
+    errors = pool_overflow({"CPU": 8, "RAM": 16}, {"CPU": 6, "RAM": 8}, {"CPU": 4, "RAM": 8})
     assert errors == {"CPU": ["exceeds what the parent item has left (2 of 8)."]}
 
 

@@ -4,7 +4,8 @@
 
 Posts MANAGED_WEBSPACE bookings under a managed server that is set up, so that each one runs its whole
 asset-creation saga on the workers; prints posts/s and the POST latency (p50/p99), then waits until
-every event is gone (assets created) or final, and checks that none was lost or duplicated. It uses
+every event is gone (assets created) or final, and checks that none was lost or duplicated. Last, the
+same clients read GET /api/projects/ as often: the floor any request meets on this machine. It uses
 the same database as the service (DATABASE_URL) to set up its user and to check the outcome. Start the
 service with RATE_LIMIT_BOOKING_ITEMS=off (one customer's burst is what the limit stops), or use
 `python -m provisioning.bench bookings`, which starts it so.
@@ -32,6 +33,47 @@ from provisioning.services import api_user_create_or_update
 def _percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def _summary(latencies: list[float]) -> str:
+    return (
+        f"p50 {_percentile(latencies, 50) * 1000:.0f} ms, p99 {_percentile(latencies, 99) * 1000:.0f} ms, "
+        f"max {max(latencies) * 1000:.0f} ms"
+    )
+
+
+def _burst(
+    token: str, concurrency: int, names: list[str], send
+) -> tuple[list, list[float], list[str], float]:
+    """`send(session, name)` for every name from `concurrency` client threads, each with its own
+    keep-alive session: (the answers, their latencies in seconds, transport errors, seconds taken)."""
+    local = threading.local()
+    answers: list[requests.Response] = []
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def one(name: str) -> None:
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+            session.headers["Authorization"] = f"Token {token}"
+        started = time.perf_counter()
+        try:
+            answer = send(session, name)
+        except requests.RequestException as exc:
+            with lock:
+                failures.append(str(exc))
+            return
+        elapsed = time.perf_counter() - started
+        with lock:
+            latencies.append(elapsed)
+            answers.append(answer)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(one, names))
+    return answers, latencies, failures, time.perf_counter() - started
 
 
 class Command(BaseCommand):
@@ -70,47 +112,27 @@ class Command(BaseCommand):
         if count > 3600:
             raise CommandError("at most 3600 bookings per run (identifier space of one run prefix)")
 
-        local = threading.local()
-        latencies: list[float] = []
-        failures: list[str] = []
-        ids: list[int] = []
-        lock = threading.Lock()
-
-        def post(name: str) -> None:
-            session = getattr(local, "session", None)
-            if session is None:
-                session = local.session = requests.Session()
-                session.headers["Authorization"] = f"Token {token}"
-            body = {
+        def body(name: str) -> dict:
+            return {
                 "parent_item": server_item.pk,
                 "type": "MANAGED_WEBSPACE",
                 "caption": f"bench {name}",
                 "resources": {"SSD": 1},
                 "hosting_asset": {"identifier": name},
             }
-            started = time.perf_counter()
-            try:
-                answer = session.post(f"{url}/api/booking-items/", json=body, timeout=30)
-                elapsed = time.perf_counter() - started
-                with lock:
-                    latencies.append(elapsed)
-                    if answer.status_code == 201:
-                        ids.append(answer.json()["id"])
-                    else:
-                        failures.append(f"{answer.status_code} {answer.text[:200]}")
-            except requests.RequestException as exc:
-                with lock:
-                    failures.append(str(exc))
 
         started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            list(pool.map(post, names))
-        duration = time.perf_counter() - started
+        answers, latencies, failures, duration = _burst(
+            token,
+            concurrency,
+            names,
+            lambda s, name: s.post(f"{url}/api/booking-items/", json=body(name), timeout=30),
+        )
+        ids = [answer.json()["id"] for answer in answers if answer.status_code == 201]
+        failures += [f"{a.status_code} {a.text[:200]}" for a in answers if a.status_code != 201]
         self.stdout.write(
             f"posted {len(ids)} of {count} in {duration:.1f} s with {concurrency} clients: "
-            f"{len(ids) / duration:.1f} posts/s; POST latency p50 {_percentile(latencies, 50) * 1000:.0f} ms, "
-            f"p99 {_percentile(latencies, 99) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms; "
-            f"{len(failures)} failed"
+            f"{len(ids) / duration:.1f} posts/s; POST latency {_summary(latencies)}; {len(failures)} failed"
         )
         for failure in failures[:5]:
             self.stdout.write(f"  failure: {failure}")
@@ -143,3 +165,14 @@ class Command(BaseCommand):
         )
         if missing or duplicated or succeeded != len(ids) or webspaces != len(ids) or failures:
             raise CommandError("not every booking reached its assets exactly once")
+
+        # The yardstick: the same clients reading the caller's projects (token check and two small
+        # queries, no write): what the web tier answers on this machine for the least a request does.
+        answers, latencies, failures, duration = _burst(
+            token, concurrency, names, lambda s, name: s.get(f"{url}/api/projects/", timeout=30)
+        )
+        self.stdout.write(
+            f"floor: GET /api/projects/ {count} times with {concurrency} clients: "
+            f"{count / duration:.1f} requests/s; latency {_summary(latencies)}; "
+            f"{len(failures) + sum(1 for a in answers if a.status_code != 200)} failed"
+        )
