@@ -63,6 +63,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "provisioning.middleware.DatabaseUnavailableMiddleware",
     "provisioning.middleware.BodySizeLimitMiddleware",
     "provisioning.middleware.QueryNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -4,6 +4,7 @@ import time
 from datetime import timedelta
 
 import pytest
+import requests
 from django.utils import timezone
 
 from provisioning import health, heartbeats
@@ -78,3 +79,19 @@ def test_it_reports_a_sweeper_that_stopped_ticking():
     late = timezone.now() - heartbeats.sweeper_stale_after() - timedelta(seconds=5)
     assert health.check_sweeper(late).startswith("error: the sweeper (celery beat) last ticked")
     assert health.check_sweeper(timezone.now()) == "ok"
+
+
+def test_the_api_and_the_pages_answer_503_with_retry_after_while_the_database_is_down(gunicorn):
+    """Not a 500: the client is told to come back, and that what it created may have been stored."""
+    with gunicorn(DATABASE_URL="postgres://postgres@127.0.0.1:9/nowhere") as web:
+        api = requests.post(
+            f"{web}/api/booking-items/",
+            json={"project": 1, "type": "PRIVATE_CLOUD", "caption": "Pool"},
+            headers={"Authorization": "Token 0123456789abcdef0123456789abcdef01234567"},
+            timeout=20,
+        )
+        page = requests.get(f"{web}/", cookies={"sessionid": "a-session-the-database-would-know"}, timeout=20)
+    assert api.status_code == 503 and api.headers["Retry-After"] == "30"
+    assert api.json()["detail"].startswith("The database is unavailable right now")
+    assert page.status_code == 503 and page.headers["Retry-After"] == "30"
+    assert "Try again shortly" in page.text and "may have been stored" in page.text
