@@ -89,11 +89,10 @@ class ValidateAssetData(Step):
             raise StepFailed(f"The asset data is not valid: {errors}.")
         customer_id = item.project.customer_id
         if item.type == BookingItemType.MANAGED_WEBSPACE:
-            self._free(A.MANAGED_WEBSPACE, data["identifier"], ctx)
-            self._free(A.UNIX_USER, data["identifier"], ctx)
+            self._free((A.MANAGED_WEBSPACE, A.UNIX_USER), data["identifier"], ctx)
         elif item.type == BookingItemType.DOMAIN_SETUP:
             domain = normalize(item.resources["domainName"])
-            self._free(A.DOMAIN_SETUP, domain, ctx)
+            self._free((A.DOMAIN_SETUP,), domain, ctx)
             webspace = HostingAsset.objects.filter(
                 type=A.MANAGED_WEBSPACE, identifier=data["webspace"], customer_id=customer_id
             ).first()
@@ -108,14 +107,20 @@ class ValidateAssetData(Step):
             return Done({"domain": domain, "webspace_id": webspace.pk, "unix_user_id": unix_user.pk})
         elif item.type in (BookingItemType.MANAGED_SERVER, BookingItemType.CLOUD_SERVER):
             if data.get("identifier"):
-                self._free(item.type, data["identifier"], ctx)
+                self._free((item.type,), data["identifier"], ctx)
         return Done({})
 
     @staticmethod
-    def _free(asset_type: str, identifier: str, ctx) -> None:
-        taken = HostingAsset.objects.filter(type=asset_type, identifier=identifier)
-        if taken.exclude(created_by_id=ctx.operation.pk).exists():
-            raise StepFailed(f"A {asset_type} '{identifier}' exists already: book again with another name.")
+    def _free(asset_types: tuple[str, ...], identifier: str, ctx) -> None:
+        """Refuse an identifier that an asset of one of `asset_types` not created by this saga has."""
+        taken = (
+            HostingAsset.objects.filter(type__in=asset_types, identifier=identifier)
+            .exclude(created_by_id=ctx.operation.pk)
+            .values_list("type", flat=True)
+            .first()
+        )
+        if taken is not None:
+            raise StepFailed(f"A {taken} '{identifier}' exists already: book again with another name.")
 
 
 class TargetServer(Step):
