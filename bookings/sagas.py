@@ -78,6 +78,7 @@ class ValidateAssetData(Step):
     name = "validate"
     title = "Validate the asset data"
     weight = 1
+    reads_only = True
     retry = RetryPolicy(max_attempts=3, backoff=1.0)
 
     def run(self, ctx) -> Done:
@@ -129,6 +130,7 @@ class TargetServer(Step):
     name = "target_server"
     title = "Find the target server"
     weight = 2
+    reads_only = True
 
     def run(self, ctx):
         event = _event(ctx)
@@ -181,6 +183,7 @@ class VerifyOwnership(Step):
     name = "verify_ownership"
     title = "Verify the domain's ownership"
     weight = 2
+    reads_only = True
     retry = RetryPolicy(max_attempts=8, backoff=5.0, max_interval=300.0)
 
     def run(self, ctx):
@@ -229,6 +232,7 @@ class ManualSetup(Step):
     name = "manual_setup"
     title = "Wait for the manual setup"
     weight = 2
+    reads_only = True
 
     def run(self, ctx):
         item = _item(ctx)

@@ -274,10 +274,10 @@ def booking_item_create(
 
 
 def _advance_inline(operation: Operation, steps: int) -> None:
-    """Run the first steps (validate, then the check for what is missing) in the request, after the
-    commit, so that the 201 already says what the booking waits for; the workers get the rest. Any
-    error stays on the operation and never reaches the booking: an operation this left unsent is
-    sent by the sweeper."""
+    """Run the first steps (validate, then the check for what is missing: they only read) in the
+    request, after the commit, so that the 201 already says what the booking waits for; the workers
+    get the rest. A step's error stays on the operation and never reaches the booking; an operation
+    this left unsent (the database or the broker went away) is sent by the sweeper."""
     try:
         runner.run_here(operation, steps)
     except Exception:  # the booking stands; the sweeper carries on from the row

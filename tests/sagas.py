@@ -91,6 +91,26 @@ class PlannedStep(Step):
         record(ctx.operation_id, self.name, "compensate")
 
 
+class LookingStep(PlannedStep):
+    """A step that only reads (`reads_only`): it follows its plan without touching the side-effect
+    table, and counts its runs in nothing but the engine's own timeline."""
+
+    reads_only = True
+
+    def run(self, ctx):
+        action = self._action(ctx)
+        if action == "done":
+            return Done({self.name: ctx.attempt})
+        return super().run(ctx)  # retry, fail, error and wait act before any write
+
+
+class LooksFirst(Saga):
+    """Two steps that only read, then one that acts: what a request may run itself (`run_here`)."""
+
+    kind = "test_looks_first"
+    steps = [LookingStep("r1", 1), LookingStep("r2", 2), PlannedStep("w3", 3)]
+
+
 class FiveSteps(Saga):
     kind = "test_five"
     steps = [PlannedStep(f"s{i}", i) for i in range(1, 6)]

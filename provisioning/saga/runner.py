@@ -378,21 +378,48 @@ def execute_segment(op_id: str, kind: str, positions: list[int]) -> bool:
 
 
 def run_here(op: Operation, steps: int) -> None:
-    """Run up to `steps` leading single steps of an operation started with `send=False` in this
-    process, as a worker would (claimed, recorded, a step and the claim of the next in one commit),
-    then send the rest to the workers. For a request whose answer should already say what the saga
-    waits for; call it after the transaction that started the operation has committed."""
+    """Run up to `steps` leading steps of an operation started with `send=False` in this process (a
+    request whose answer should already say what the saga waits for), then send the rest to the
+    workers. Call it after the transaction that started the operation has committed.
+
+    Only steps that only read (`Step.reads_only`) run here. With nothing to undo they need no claim:
+    their outcomes are recorded together, in one transaction, by a compare-and-set on the row as
+    `start` left it. If somebody changed the row meanwhile (the sweeper sent the operation to a worker,
+    a signal came), the outcomes are dropped and the workers run those steps again."""
     saga = saga_for(op.kind)
-    positions = []
-    for position, group in enumerate(saga.groups()[:steps]):
-        if len(group) != 1:
+    groups = saga.groups()
+    version = op.version
+    runs: list[StepRun] = []
+    consumed: list[int] = []
+    plan = Plan(go_on=True)
+    while plan.go_on and op.position < min(steps, len(groups)):
+        group = groups[op.position]
+        if len(group) != 1 or not group[0].reads_only:
             break
-        positions.append(position)
-    if positions and not execute_segment(str(op.pk), op.kind, positions):
-        return  # waiting, retrying or ended: what comes next is on the row (and its messages sent)
-    op = _load(str(op.pk))
-    if op is not None and op.state == OperationState.PENDING and not op.end_state:
-        enqueue(op, saga)
+        ctx = StepContext(op, saga, group[0], _start_attempt(op, group[0], timezone.now()))
+        with log_context(operation=op.pk, kind=op.kind, step=ctx.step.name, attempt=ctx.attempt):
+            result = _outcome_of(ctx)
+        now = timezone.now()
+        runs.append(_apply_outcome(op, ctx, result, now))
+        consumed += ctx.consumed_signals
+        plan = settle(op, saga, now, runs[-1].message if runs[-1].outcome != Outcome.DONE else "")
+    with transaction.atomic():
+        if runs and _save(op, saga, reason=plan.reason, expected_version=version):
+            for run in runs:
+                _insert_run(run)
+            if consumed:
+                Signal.objects.filter(pk__in=consumed).update(consumed_at=timezone.now())
+            if plan.go_on or plan.send:
+                enqueue(op, saga, countdown=plan.countdown)
+        else:
+            # Nothing ran here, or the row moved on without us: the workers take it from the row (a
+            # message too many is harmless, the claims run each step once).
+            op = _load(str(op.pk))
+            if op is not None and op.state == OperationState.PENDING and not op.end_state:
+                enqueue(op, saga)
+            return
+    for run in runs:
+        log.info("operation %s: step %s attempt %s -> %s", op.pk, run.step, run.attempt, run.outcome)
 
 
 def execute_step(op_id: str, position: int, name: str) -> bool:
@@ -413,9 +440,13 @@ def _run(ctx: StepContext, claim_next: Step | None = None) -> tuple[bool, StepCo
 
 
 def _run_and_record(ctx: StepContext, claim_next: Step | None) -> tuple[bool, StepContext | None]:
-    st = ctx.operation.steps[ctx.step.name]
+    return _record(ctx, _outcome_of(ctx), claim_next)
+
+
+def _outcome_of(ctx: StepContext) -> Done | RetryAfter | WaitForSignal | Exception:
+    """Run the step: its outcome, or the exception it raised."""
     try:
-        if st.get("wait_timed_out"):
+        if step_state(ctx.operation, ctx.step.name).get("wait_timed_out"):
             result = ctx.step.on_wait_timeout(ctx)
         else:
             result = ctx.step.run(ctx)
@@ -425,7 +456,7 @@ def _run_and_record(ctx: StepContext, claim_next: Step | None) -> tuple[bool, St
             )
     except Exception as exc:  # recorded on the row: a failing step must never end the saga silently
         result = exc
-    return _record(ctx, result, claim_next)
+    return result
 
 
 def _record(ctx: StepContext, result, claim_next: Step | None) -> tuple[bool, StepContext | None]:

@@ -89,6 +89,9 @@ class Step:
     retry: RetryPolicy = RetryPolicy()
     heartbeat_timeout: float | None = None  # seconds; None: SAGA_HEARTBEAT_TIMEOUT
     queue: str | None = None  # None: the operation's queue (its provider's)
+    # True for a step that only reads (the database, DNS) and never calls ctx.save or ctx.heartbeat:
+    # a request may run it without a claim to answer with what the saga waits for (runner.run_here).
+    reads_only: bool = False
 
     def run(self, ctx: StepContext) -> Outcome:
         raise NotImplementedError
