@@ -86,9 +86,13 @@ class Command(BaseCommand):
         parser.add_argument("--wait", type=float, default=300.0, help="seconds to wait for the sagas")
 
     def handle(self, *args, url: str, count: int, concurrency: int, wait: float, **options) -> None:
-        run = "".join(random.choices(string.ascii_lowercase, k=1)) + random.choice(
-            string.ascii_lowercase + string.digits
-        )
+        # A prefix no webspace or unix user has yet: names of earlier runs stay taken in this database.
+        used = {name[:2] for name in HostingAsset.objects.values_list("identifier", flat=True)}
+        prefixes = [a + b for a in string.ascii_lowercase for b in string.ascii_lowercase + string.digits]
+        free = [prefix for prefix in prefixes if prefix not in used]
+        if not free:
+            raise CommandError("every run prefix is taken in this database: use a fresh one")
+        run = random.choice(free)
         _, token = api_user_create_or_update(username="bench", customer_name="Bench")
         user_customer = Project._meta.get_field("customer").related_model.objects.get(name="Bench")
         project, _ = Project.objects.get_or_create(customer=user_customer, caption=f"bench {run}")
