@@ -98,6 +98,20 @@ def env_rate(name: str, default: str) -> tuple[int, int] | None:
     return (int(count), seconds) if int(count) > 0 else None
 
 
+def env_port_range(name: str, default: tuple[int, int]) -> tuple[int, int]:
+    """A range of TCP ports `LOW-HIGH` (`21000-21999`), both unprivileged."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    low, sep, high = raw.strip().partition("-")
+    low, high = low.strip(), high.strip()
+    if not (sep and low.isdigit() and high.isdigit() and 1024 <= int(low) <= int(high) <= 65535):
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a range of ports: write LOW-HIGH within 1024-65535 (21000-21999)."
+        )
+    return int(low), int(high)
+
+
 def env_choice(name: str, default: str, choices: list[str]) -> str:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":

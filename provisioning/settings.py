@@ -20,6 +20,7 @@ from provisioning.env import (
     env_int,
     env_list,
     env_networks,
+    env_port_range,
     env_rate,
     env_str,
 )
@@ -159,6 +160,11 @@ else:
 # Creations a customer may start per period, whoever of its users asks, through the API or a wizard.
 RATE_LIMIT_BOOKING_ITEMS = env_rate("RATE_LIMIT_BOOKING_ITEMS", "60/minute")
 RATE_LIMIT_IMAGE_BUILDS = env_rate("RATE_LIMIT_IMAGE_BUILDS", "10/minute")
+
+# --- Environment orders ---------------------------------------------------------------------------
+# Ports the services of environment orders listen on (the other ORDERS_* settings:
+# provisioning.orders.conf, which reads them when an order needs them).
+ORDERS_PORT_RANGE = env_port_range("ORDERS_PORT_RANGE", (21000, 21999))
 
 # --- Production hardening (manage.py check --deploy) -----------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

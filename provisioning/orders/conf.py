@@ -41,7 +41,8 @@ def repository_schemes() -> list[str]:
 
 
 def port_range() -> tuple[int, int]:
-    low, _, high = _value("ORDERS_PORT_RANGE", "21000-21999").partition("-")
+    """ORDERS_PORT_RANGE, read strictly with the settings (provisioning.env.env_port_range)."""
+    low, high = settings.ORDERS_PORT_RANGE
     return int(low), int(high)
 
 

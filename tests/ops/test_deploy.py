@@ -16,7 +16,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from django.core.exceptions import ImproperlyConfigured
 
+from provisioning.env import env_port_range
 from provisioning.orders import conf as orders_conf
 from provisioning.orders import proxy
 from tests import conftest
@@ -94,6 +96,24 @@ def test_it_stops_on_a_misspelt_security_setting(tmp_path):
     )
     assert result.returncode != 0
     assert "SECURE_HSTS_PRELOAD='yess' is not a boolean" in result.stderr
+
+
+def test_it_stops_on_a_port_range_that_is_not_one(tmp_path):
+    env = {"DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "ORDERS_PORT_RANGE": "21000:21999"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    assert "ORDERS_PORT_RANGE='21000:21999' is not a range of ports" in result.stderr
+
+
+@pytest.mark.parametrize("raw", ["21000", "21000-", "high-low", "900-1000", "22000-21000", "21000-70000"])
+def test_port_ranges_are_read_strictly(monkeypatch, raw):
+    monkeypatch.setenv("PORTS_TEST", raw)
+    with pytest.raises(ImproperlyConfigured, match="PORTS_TEST"):
+        env_port_range("PORTS_TEST", (21000, 21999))
+    monkeypatch.setenv("PORTS_TEST", " 30000 - 30099 ")
+    assert env_port_range("PORTS_TEST", (21000, 21999)) == (30000, 30099)
 
 
 # --- compose ---------------------------------------------------------------------------------------
