@@ -19,6 +19,8 @@ from urllib.parse import quote, urlparse
 import pytest
 from django.conf import settings
 
+from tests.fixtures.actors import api_actor
+
 ROOT = Path(__file__).resolve().parent.parent
 # A pytest run started by a test (tests/chaos) keeps its logs apart, so that it never wipes the
 # logs of the run that started it.
@@ -228,6 +230,23 @@ def celery_worker(_session_worker) -> WorkerProcess:
     if _session_worker.proc.poll() is not None:
         _session_worker.start()
     return _session_worker
+
+
+@pytest.fixture
+def owner():
+    """Olivia, owner of Acme: (user, API client)."""
+    return api_actor("olivia", "Acme")
+
+
+@pytest.fixture
+def outsider():
+    """Oscar of Globex, who must see nothing of Acme."""
+    return api_actor("oscar", "Globex")
+
+
+@pytest.fixture
+def hostmaster():
+    return api_actor("hilda", "Hosting", hostmaster=True)
 
 
 @pytest.fixture

@@ -20,15 +20,9 @@ from provisioning.models import Customer
 from provisioning.providers.buckets import LocalBuckets
 from provisioning.saga import runner
 from provisioning.services import api_user_create_or_update
+from tests.fixtures.actors import client_for
 
 os.environ.setdefault("APPLICATIONS_FAULT_INJECTION", "true")
-
-
-def client_for(token: str | None) -> APIClient:
-    client = APIClient()
-    if token:
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    return client
 
 
 def _user(username: str, customer: str, **kwargs):

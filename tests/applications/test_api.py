@@ -6,7 +6,8 @@ import pytest
 
 from provisioning.applications.models import ApplicationRequest
 from provisioning.models import Operation, Signal
-from tests.applications.conftest import body, client_for, submit
+from tests.applications.conftest import body, submit
+from tests.fixtures.actors import client_for
 
 pytestmark = pytest.mark.django_db
 

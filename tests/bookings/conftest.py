@@ -5,38 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from rest_framework.test import APIClient
 
 from bookings.choices import BookingItemType, HostingAssetType
 from bookings.models import BookingItem, BookingItemCreatedEvent, HostingAsset, Project
 from bookings.services import hosting_asset_create
 from provisioning.saga import runner
-from provisioning.services import api_user_create_or_update
-
-
-def client_for(token: str | None) -> APIClient:
-    client = APIClient()
-    if token:
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    return client
-
-
-@pytest.fixture
-def owner():
-    user, token = api_user_create_or_update(username="olivia", customer_name="Acme")
-    return user, client_for(token)
-
-
-@pytest.fixture
-def outsider():
-    user, token = api_user_create_or_update(username="oscar", customer_name="Globex")
-    return user, client_for(token)
-
-
-@pytest.fixture
-def hostmaster():
-    user, token = api_user_create_or_update(username="hilda", customer_name="Hosting", hostmaster=True)
-    return user, client_for(token)
 
 
 @pytest.fixture

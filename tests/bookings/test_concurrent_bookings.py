@@ -8,7 +8,7 @@ from django.db import connection, connections
 
 from bookings.models import BookingItem
 from provisioning.services import api_user_create_or_update
-from tests.bookings.conftest import client_for
+from tests.fixtures.actors import client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,36 +6,13 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.db import transaction
-from rest_framework.test import APIClient
 
 from provisioning.models import Operation, Signal
 from provisioning.saga import runner
-from provisioning.services import api_user_create_or_update
 from tests import sagas  # noqa: F401  (registers the test sagas)
+from tests.fixtures.actors import client_for
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(token: str | None) -> APIClient:
-    client = APIClient()
-    if token:
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    return client
-
-
-@pytest.fixture
-def owner():
-    return api_user_create_or_update(username="olivia", customer_name="Acme")
-
-
-@pytest.fixture
-def outsider():
-    return api_user_create_or_update(username="oscar", customer_name="Globex")
-
-
-@pytest.fixture
-def hostmaster():
-    return api_user_create_or_update(username="hilda", customer_name="Hosting", hostmaster=True)
 
 
 @pytest.fixture
@@ -65,11 +42,11 @@ def test_it_answers_401_without_credentials(operation):
 
 
 def test_it_answers_404_for_an_unknown_operation(owner):
-    assert client_for(owner[1]).get(f"/api/operations/{uuid.uuid4()}/").status_code == 404
+    assert owner[1].get(f"/api/operations/{uuid.uuid4()}/").status_code == 404
 
 
 def test_it_shows_the_owner_its_operation_with_steps_and_progress(owner, operation):
-    answer = client_for(owner[1]).get(f"/api/operations/{operation.pk}/")
+    answer = owner[1].get(f"/api/operations/{operation.pk}/")
     assert answer.status_code == 200
     body = answer.json()
     assert body["state"] == "pending"
@@ -78,21 +55,19 @@ def test_it_shows_the_owner_its_operation_with_steps_and_progress(owner, operati
 
 
 def test_it_answers_404_to_another_customer(outsider, operation):
-    assert client_for(outsider[1]).get(f"/api/operations/{operation.pk}/").status_code == 404
-    assert client_for(outsider[1]).get("/api/operations/").json()["count"] == 0
-    answer = client_for(outsider[1]).post(
-        f"/api/operations/{operation.pk}/signals/", {"name": "approve"}, format="json"
-    )
+    assert outsider[1].get(f"/api/operations/{operation.pk}/").status_code == 404
+    assert outsider[1].get("/api/operations/").json()["count"] == 0
+    answer = outsider[1].post(f"/api/operations/{operation.pk}/signals/", {"name": "approve"}, format="json")
     assert answer.status_code == 404
     assert not Signal.objects.exists()
 
 
 def test_it_lets_a_hostmaster_see_every_operation(hostmaster, operation):
-    assert client_for(hostmaster[1]).get(f"/api/operations/{operation.pk}/").status_code == 200
+    assert hostmaster[1].get(f"/api/operations/{operation.pk}/").status_code == 200
 
 
 def test_it_stores_a_signal_sent_through_the_api(owner, operation):
-    answer = client_for(owner[1]).post(
+    answer = owner[1].post(
         f"/api/operations/{operation.pk}/signals/",
         {"name": "approve", "payload": {"ok": True}},
         format="json",
@@ -102,7 +77,7 @@ def test_it_stores_a_signal_sent_through_the_api(owner, operation):
 
 
 def test_it_cancels_through_the_cancel_signal_and_refuses_a_second_cancel(owner, operation):
-    client = client_for(owner[1])
+    client = owner[1]
     answer = client.post(f"/api/operations/{operation.pk}/signals/", {"name": "cancel"}, format="json")
     assert answer.status_code == 202
     operation.refresh_from_db()
@@ -113,7 +88,7 @@ def test_it_cancels_through_the_cancel_signal_and_refuses_a_second_cancel(owner,
 
 
 def test_it_answers_400_to_malformed_json_and_bad_signal_names(owner, operation):
-    client = client_for(owner[1])
+    client = owner[1]
     url = f"/api/operations/{operation.pk}/signals/"
     assert client.post(url, data=b"{broken", content_type="application/json").status_code == 400
     answer = client.post(url, {"name": "Bad Name!"}, format="json")

@@ -16,19 +16,10 @@ from provisioning.models import Operation, StepRun
 from provisioning.orders.models import Order
 from provisioning.orders.services import environment_configure
 from provisioning.saga import runner
-from provisioning.services import api_user_create_or_update
 from tests import sagas  # noqa: F401  (registers the test sagas)
 from tests.providers.conftest import MANIFEST, ssh_public_key
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def owner():
-    user, token = api_user_create_or_update(username="olivia", customer_name="Acme")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    return user, client
 
 
 def add_attempts(operation: Operation, count: int) -> None:

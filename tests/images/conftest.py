@@ -13,12 +13,10 @@ import time
 
 import pytest
 from django.db import connection
-from rest_framework.test import APIClient
 
 from provisioning.models import Customer
 from provisioning.providers.local import LocalProvider
 from provisioning.saga import runner
-from provisioning.services import api_user_create_or_update
 from tests.providers.conftest import MANIFEST, ssh_public_key
 
 CLOCKS = {
@@ -30,25 +28,6 @@ CLOCKS = {
 }
 for _name, _value in CLOCKS.items():
     os.environ.setdefault(_name, _value)
-
-
-def client_for(token: str | None) -> APIClient:
-    client = APIClient()
-    if token:
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    return client
-
-
-@pytest.fixture
-def owner():
-    user, token = api_user_create_or_update(username="olivia", customer_name="Acme")
-    return user, client_for(token)
-
-
-@pytest.fixture
-def outsider():
-    user, token = api_user_create_or_update(username="oscar", customer_name="Globex")
-    return user, client_for(token)
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from rest_framework.test import APIClient
 
-from provisioning.services import api_user_create_or_update
 from tests.fixtures.orders import (  # noqa: F401 (fixtures)
     ServiceRepo,
     leave_no_service,
@@ -22,24 +20,6 @@ from tests.fixtures.orders import (  # noqa: F401 (fixtures)
 @pytest.fixture(autouse=True)
 def _orders_settings_everywhere(request):
     request.getfixturevalue("orders_settings")
-
-
-def client_for(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    return client
-
-
-@pytest.fixture
-def owner():
-    user, token = api_user_create_or_update(username="olivia", customer_name="Acme")
-    return user, client_for(token)
-
-
-@pytest.fixture
-def outsider():
-    user, token = api_user_create_or_update(username="oscar", customer_name="Globex")
-    return user, client_for(token)
 
 
 def wait_until(predicate, timeout: float = 15.0, what: str = "condition"):

@@ -26,13 +26,14 @@ from provisioning.orders.services import order_create
 from provisioning.ratelimit import ACTIONS, rate_limit_reset
 from provisioning.services import api_user_create_or_update
 from tests.bookings.conftest import make_server, make_webspace
+from tests.fixtures.actors import client_for
 from tests.fixtures.orders import (  # noqa: F401 (fixtures of the secrets test)
     leave_no_service,
     orders_settings,
     orders_worker,
     service_repo,
 )
-from tests.images.conftest import client_for, launch_body
+from tests.images.conftest import launch_body
 from tests.providers.conftest import ssh_public_key
 
 

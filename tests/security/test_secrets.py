@@ -23,7 +23,8 @@ from provisioning.orders import conf, vault
 from provisioning.orders.models import VaultVariable
 from provisioning.services import api_user_create_or_update
 from tests.conftest import ARTIFACTS
-from tests.images.conftest import client_for, launch_body, wait_until
+from tests.fixtures.actors import client_for
+from tests.images.conftest import launch_body, wait_until
 from tests.providers.conftest import ssh_public_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]

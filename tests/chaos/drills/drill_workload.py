@@ -43,9 +43,10 @@ from provisioning.providers.local import LocalProvider
 from provisioning.saga.definition import saga_for
 from provisioning.services import Conflict, api_user_create_or_update
 from tests.applications.conftest import bucket_names, s3
-from tests.bookings.conftest import client_for, event_of, make_webspace
+from tests.bookings.conftest import event_of, make_webspace
 from tests.chaos.drills.conftest import outlasting
 from tests.conftest import BeatProcess, WorkerProcess
+from tests.fixtures.actors import client_for
 from tests.fixtures.orders import ServiceRepo, stop_deployed_services
 from tests.images.conftest import launch_body
 from tests.orders.test_environment import order_yaml
