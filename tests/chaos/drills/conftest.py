@@ -27,8 +27,28 @@ DRILL_ENV = {
     "ORDERS_REPOSITORY_SCHEMES": "https,ssh,file",
 }
 
+
+class ServiceUnavailable(Exception):
+    """The service answered 503 (its database is restarting): the caller tries again later."""
+
+
+def expect(answer, status: int):
+    """`answer` must have `status`; a 503 is an outage, which `outlasting` outlasts."""
+    if answer.status_code == 503:
+        raise ServiceUnavailable(answer.json()["detail"])
+    assert answer.status_code == status, answer.content
+    return answer
+
+
 # What a server going away looks like to a caller: it tries again once the server is back.
-OUTAGE_ERRORS = (OperationalError, InterfaceError, BrokerError, redis.RedisError, ConnectionError)
+OUTAGE_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    BrokerError,
+    redis.RedisError,
+    ConnectionError,
+    ServiceUnavailable,
+)
 
 
 @pytest.fixture(scope="session")

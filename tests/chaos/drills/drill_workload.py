@@ -44,7 +44,7 @@ from provisioning.saga.definition import saga_for
 from provisioning.services import Conflict, api_user_create_or_update
 from tests.applications.conftest import bucket_names, s3
 from tests.bookings.conftest import event_of, make_webspace
-from tests.chaos.drills.conftest import outlasting
+from tests.chaos.drills.conftest import expect, outlasting
 from tests.conftest import BeatProcess, WorkerProcess
 from tests.fixtures.actors import client_for
 from tests.fixtures.orders import ServiceRepo, stop_deployed_services
@@ -120,7 +120,7 @@ class Workload:
             format="json",
         )
         self.answers[answer.status_code] += 1
-        assert answer.status_code == 201, answer.content
+        expect(answer, 201)
         self.bookings[answer.json()["id"]] = registrable
 
     def launch(self, provider: str) -> None:
@@ -137,7 +137,7 @@ class Workload:
             body = launch_body(f"local-{len(self.reservations)}", amount=2)
         answer = self.client.post("/api/image-builds/", body, format="json")
         self.answers[answer.status_code] += 1
-        assert answer.status_code == 201, answer.content
+        expect(answer, 201)
         self.reservations[answer.json()["reservation"]["id"]] = provider
 
     def request_bucket(self, approve: bool) -> None:
@@ -152,7 +152,7 @@ class Workload:
             format="json",
         )
         self.answers[answer.status_code] += 1
-        assert answer.status_code == 201, answer.content
+        expect(answer, 201)
         self.requests[answer.json()["request"]["id"]] = approve
 
     def order_environment(self) -> None:
@@ -179,7 +179,7 @@ class Workload:
             answer = self.client.post(
                 f"/api/operations/{event.operation_id}/signals/", {"name": "record_added"}, format="json"
             )
-            assert answer.status_code == 202, answer.content
+            expect(answer, 202)
             self.proven.add(item_id)
         for request_id, approve in self.requests.items():
             if request_id in self.decided:
