@@ -23,10 +23,16 @@ def watch_until_final(page, timeout: float = 120.0) -> list[str]:
     seen: list[str] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        headline = page.locator("#reservation-status .headline").inner_text()
+        # Both read in one go: the page may swap its status in between two separate reads.
+        headline, final = page.evaluate(
+            """() => {
+                const status = document.querySelector("#reservation-status");
+                return [status.querySelector(".headline").innerText, status.hasAttribute("data-final")];
+            }"""
+        )
         if not seen or seen[-1] != headline:
             seen.append(headline)
-        if page.locator("#reservation-status[data-final]").count():
+        if final:
             return seen
         time.sleep(0.2)
     raise AssertionError(f"the status page did not reach the end within {timeout}s: {seen}")
