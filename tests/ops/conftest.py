@@ -2,45 +2,31 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ARTIFACTS, ROOT
+from tests.conftest import ARTIFACTS
 from tests.fixtures.net import free_port, wait_listening
+from tests.fixtures.web import GUNICORN_ARGV, ServiceProcess
 
 
 @contextmanager
-def _gunicorn(env: dict[str, str], logfile: Path) -> Iterator[str]:
+def _gunicorn(env: dict[str, str], logdir: Path) -> Iterator[str]:
+    """Only listening is awaited: some tests start it against a database or broker that is down."""
     port = free_port()
     env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1", "WEB_THREADS": "2"}
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "provisioning.wsgi:application",
-        "-c",
-        "deploy/gunicorn.conf.py",
-    ]
-    with open(logfile, "a") as log:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    web = ServiceProcess("gunicorn", GUNICORN_ARGV, env, logdir).start()
     try:
         try:
             wait_listening(port, timeout=30)
         except RuntimeError:
-            raise RuntimeError(f"gunicorn did not start: {logfile.read_text()[-3000:]}") from None
+            raise RuntimeError(f"gunicorn did not start: {web.log_tail()}") from None
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        web.stop()
 
 
 @pytest.fixture
@@ -52,6 +38,6 @@ def gunicorn(worker_env) -> Callable:
 
     def start(**overrides: str):
         env = {**worker_env, **overrides}
-        return _gunicorn({k: v for k, v in env.items() if v is not None}, logdir / "gunicorn.log")
+        return _gunicorn({k: v for k, v in env.items() if v is not None}, logdir)
 
     return start
