@@ -36,6 +36,6 @@ def fault_injection_enabled() -> bool:
 
 
 def stop_local_instances_on_shutdown() -> bool:
-    """Whether a worker that shuts down terminates every local-provider instance (the embedded
-    service's instances live no longer than the service)."""
+    """Whether a worker that shuts down stops every local-provider instance, and the next worker to
+    start starts them again (the embedded service's instances run while the service runs)."""
     return bool(_get("LOCAL_PROVIDER_STOP_ON_SHUTDOWN", env_bool, True))

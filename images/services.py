@@ -21,12 +21,13 @@ from django.utils.module_loading import import_string
 from images import conf
 from images.choices import BuildStatus, ProviderName
 from images.manifest import spread, validate_launch, validate_manifest
-from images.models import CloudAccount, ImageBuild, PublicKey, Reservation
+from images.models import CloudAccount, ImageBuild, PublicKey, Reservation, ReservationInstance
 from images.sagas import clocks, saga_kind
 from provisioning.choices import TERMINAL_STATES, OperationState, StepStatus
 from provisioning.models import Customer, Operation
 from provisioning.providers import ProviderError
-from provisioning.providers.base import key_type, openssh_fingerprint, parse_public_key
+from provisioning.providers.base import InstanceState, key_type, openssh_fingerprint, parse_public_key
+from provisioning.providers.local import LocalProvider
 from provisioning.saga import runner
 from provisioning.saga.definition import Saga, StatusView
 from provisioning.selectors import customer_ids_of
@@ -378,3 +379,33 @@ def _write_build_status(build: ImageBuild, operation: Operation, terminal: bool)
         ImageBuild.objects.filter(pk=build.pk).update(
             status=status, image_ids=image_ids, error=error, updated_at=timezone.now()
         )
+
+
+def local_instances_reconcile() -> int:
+    """Write what the local provider says of each of its instances (state, address) onto their rows,
+    so that pages and the API never say "running" of an instance that is not: a worker runs it after
+    stopping the instances at shutdown, and after starting them again at the next start (when their
+    ports change). Answers how many rows changed."""
+    provider = LocalProvider(latency=0)
+    rows = list(
+        ReservationInstance.objects.filter(reservation__provider=ProviderName.LOCAL).exclude(
+            state=InstanceState.TERMINATED
+        )
+    )
+    regions: dict[str, list[str]] = {}
+    for row in rows:
+        regions.setdefault(row.region, []).append(row.instance_id)
+    found = {
+        instance.id: instance
+        for region, ids in regions.items()
+        for instance in provider.describe_instances(region=region, instance_ids=ids, _internal=True)
+    }
+    changed = 0
+    for row in rows:
+        instance = found.get(row.instance_id)
+        state = instance.state if instance else InstanceState.TERMINATED
+        detail = instance.detail() if instance else row.detail
+        if (row.state, row.detail) != (state, detail):
+            ReservationInstance.objects.filter(pk=row.pk).update(state=state, detail=detail)
+            changed += 1
+    return changed

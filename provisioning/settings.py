@@ -230,6 +230,9 @@ if CELERY_BROKER_URL == "filesystem://":
     (_broker_dir / "queue").mkdir(parents=True, exist_ok=True)
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
     (_broker_dir / "control").mkdir(parents=True, exist_ok=True)
+    # Our fix of kombu's filesystem transport (provisioning/broker.py: half-written messages are never
+    # read, unreadable ones are quarantined instead of stopping the worker).
+    CELERY_BROKER_TRANSPORT = "provisioning.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),

@@ -67,6 +67,12 @@ def ensure_layout(prefix: Path | None = None) -> Path:
     main = prefix / "nginx.conf"
     if not main.exists():
         main.write_text(main_config(prefix, prefix / "sites"))
+    default = prefix / "sites" / "000-default.conf"
+    if not default.exists():
+        # Unknown hosts get a plain 404, and the port listens before any environment has routes.
+        default.write_text(
+            f"server {{\n    listen {conf.proxy_listen()} default_server;\n    return 404;\n}}\n"
+        )
     return main
 
 
@@ -119,12 +125,24 @@ def _locked(prefix: Path) -> Iterator[None]:
 
 
 def _nginx(*args: str, prefix: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [conf.nginx_binary(), "-p", str(prefix), "-e", str(prefix / "logs" / "error.log"), *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    binary = conf.nginx_binary()
+    try:
+        return subprocess.run(
+            [binary, "-p", str(prefix), "-e", str(prefix / "logs" / "error.log"), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except FileNotFoundError as exc:
+        raise ProxyError(
+            f"the program nginx is not installed on this machine ({binary} not found): install it "
+            "(Debian: apt-get install nginx) or set ORDERS_NGINX_BINARY, start the service again, "
+            "then retry the order."
+        ) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise ProxyError(
+            f"nginx did not answer within {exc.timeout:.0f} s: see {prefix}/logs/error.log."
+        ) from exc
 
 
 def current_site(environment: str) -> str | None:

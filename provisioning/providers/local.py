@@ -13,8 +13,9 @@ Everything lives under one folder (settings.LOCAL_PROVIDER_DIR), one sub-folder 
 An instance is `python local_instance.py <record>`: it verifies its image's artifact, listens on a
 free loopback port and answers GET /health with its instance id, image id and authorized keys. It
 runs in a session of its own, so a worker that dies (SIGKILL) does not take it along, and it exits by
-itself once it is terminated or its folder is gone; `stop_all` ends every instance of the folder (the
-worker calls it on shutdown, the tests after each test).
+itself once it is terminated or its folder is gone. `stop_running` stops every instance without
+terminating it and `start_stopped` starts them again (a worker calls them at shutdown and at start);
+`stop_all` terminates every instance of the folder (the tests, after each test).
 """
 
 from __future__ import annotations
@@ -282,8 +283,13 @@ class LocalProvider(Provider):
                     "launched_at": time.time(),
                 },
             )
+        self._spawn(folder, instance_id)
+
+    def _spawn(self, folder: Path, instance_id: str) -> None:
+        """Start the instance's process from its record, unless it runs already."""
         if self._pid(folder, instance_id) is not None:
             return  # running already
+        record = folder / f"{instance_id}.json"
         (folder / f"{instance_id}.port").unlink(missing_ok=True)
         log = open(folder / f"{instance_id}.log", "ab")
         try:
@@ -383,6 +389,39 @@ class LocalProvider(Provider):
             (folder / f"{instance_id}.terminated").touch()
             stopped += _stop_process(folder, instance_id)
         return stopped
+
+    def stop_running(self) -> list[str]:
+        """Stop every running instance of the folder without terminating it, as a host that shuts
+        down stops its machines: `start_stopped` starts them again. Answers the ids it stopped."""
+        stopped = []
+        for record in self.root.glob("*/instances/*.json"):
+            if _stop_process(record.parent, record.stem):
+                stopped.append(record.stem)
+        return stopped
+
+    def start_stopped(self) -> list[str]:
+        """Start every instance of the folder that was not terminated and does not run (the host is
+        back). Several workers may start at once: the instance's lock lets one of them start it."""
+        started = []
+        for record in sorted(self.root.glob("*/instances/*.json")):
+            folder, instance_id = record.parent, record.stem
+            if (folder / f"{instance_id}.terminated").exists() or self._pid(folder, instance_id) is not None:
+                continue
+            with self._lock(folder / f"{instance_id}.lock"):
+                if self._pid(folder, instance_id) is None:
+                    try:
+                        self._spawn(folder, instance_id)
+                    except ProviderError:
+                        continue  # described as stopped; the next start tries again
+                    started.append((folder, instance_id))
+        # Answer once they serve (or could not), so that what is then written down is their address.
+        deadline = time.monotonic() + 15 + self.boot_seconds
+        for folder, instance_id in started:
+            while time.monotonic() < deadline and not (folder / f"{instance_id}.port").exists():
+                if self._pid(folder, instance_id) is None:
+                    break
+                time.sleep(0.05)
+        return [instance_id for _, instance_id in started]
 
     def live_processes(self) -> list[int]:
         """Pids of instance processes of this folder that still run."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.fixtures.net import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_it_runs_the_whole_service_on_the_embedded_default_and_completes_a_demo_saga(tmp_path):
