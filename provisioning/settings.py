@@ -241,6 +241,9 @@ if CELERY_BROKER_URL == "filesystem://":
         "store_processed": False,
         "polling_interval": 0.05,
     }
+elif CELERY_BROKER_URL.startswith("sqla+"):
+    # kombu's SQLAlchemy transport hands its options to create_engine (python -m provisioning.bench_broker).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}
 else:
     # Long waits live in the database (next_run_at + sweeper), so no message is ever held this long;
     # a message of a worker killed mid-task comes back after this, and the sweeper re-drives sooner.
