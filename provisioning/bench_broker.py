@@ -85,7 +85,18 @@ def measure(name: str, broker_url: str, data_dir: Path, n: int, idle: float) -> 
             start_new_session=True,
         ),
         subprocess.Popen(
-            [python, "-m", "celery", "-A", "provisioning", "beat", "-l", "warning", "-s", str(data_dir / "beat")],
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "provisioning",
+                "beat",
+                "-l",
+                "warning",
+                "-s",
+                str(data_dir / "beat"),
+            ],
             cwd=ROOT,
             env=env,
             stdout=logs,
@@ -140,7 +151,9 @@ def main() -> None:
     for name, url in candidates:
         data_dir = Path(tempfile.mkdtemp(prefix="bench-broker-"))
         try:
-            print(json.dumps(measure(name, url.format(data=data_dir), data_dir, args.n, args.idle)), flush=True)
+            print(
+                json.dumps(measure(name, url.format(data=data_dir), data_dir, args.n, args.idle)), flush=True
+            )
         finally:
             shutil.rmtree(data_dir, ignore_errors=True)
 
