@@ -166,9 +166,14 @@ class Supervisor:
     def run(self, port: int) -> int:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
+        return self.run_members(announce=lambda: self._announce(port))
+
+    def run_members(self, announce=None) -> int:
+        """Start every member and keep them up until a signal or a member that keeps stopping."""
         for member in self.members:
             member.start()
-        self._announce(port)
+        if announce:
+            announce()
         failure = None
         while not self.stopping and failure is None:
             time.sleep(0.2)
