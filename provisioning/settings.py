@@ -278,6 +278,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Providers and outside services -----------------------------------------------------------------
 DNS_NAMESERVERS = env_hostports("DNS_NAMESERVERS")
+# The key of the domain verification codes (an HMAC of customer and domain); empty: derived from SECRET_KEY.
+BOOKINGS_VERIFICATION_SECRET = env_str("BOOKINGS_VERIFICATION_SECRET")
 AWS_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL") or None
 LOCAL_PROVIDER_DIR = DATA_DIR / "local-provider"
 
