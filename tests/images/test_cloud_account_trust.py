@@ -107,3 +107,32 @@ def test_an_operator_managed_account_with_a_profile_launches_through_the_worker(
     reservation = finished(owner[1], body["reservation"]["id"])
     assert reservation["state"] == "succeeded", reservation
     assert len(machine_instances(reservation["uid"])) == 2  # in the machine's account, as vouched for
+
+
+def test_a_launch_whose_account_lost_its_hostmasters_vouching_fails_at_the_build_naming_the_account(
+    celery_worker, aws_endpoint, owner
+):
+    from django.db import transaction
+
+    from images.services import image_build_launch
+    from provisioning.models import Operation
+    from tests.images.conftest import manifest
+
+    acme = owner[0].memberships.get().customer
+    account = CloudAccount.objects.create(
+        customer=acme, provider="aws", name="vouched", profile=OPERATOR_PROFILE, operator_managed=True
+    )
+    with transaction.atomic():  # the launch is stored; before it reaches a worker the flag is gone
+        launched = image_build_launch(
+            customer=acme,
+            name="revoked",
+            manifest=manifest(provider="aws", regions=(REGION,)),
+            launch={"amount": 1, "account": account.pk, "instance_type": "t3.micro"},
+        )
+        CloudAccount.objects.filter(pk=account.pk).update(operator_managed=False)
+    reservation = finished(owner[1], launched.reservation.pk)
+    assert reservation["state"] == "failed", reservation
+    assert f"'vouched' (#{account.pk}) carries no access key of its own" in reservation["error"]
+    operation = Operation.objects.get(pk=reservation["operation"])
+    assert operation.step_runs.filter(outcome="failed").exists()
+    assert machine_instances(reservation["uid"]) == []
