@@ -15,12 +15,8 @@ from django.db import transaction
 
 from bookings.choices import BookingItemType, HostingAssetType, SignalName
 from bookings.models import BookingItem, BookingItemCreatedEvent, HostingAsset
-from bookings.services import (
-    domain_taken_by_other,
-    domain_taken_message,
-    event_write_status,
-    hosting_asset_create,
-)
+from bookings.ownership import domain_taken_by_other, domain_taken_message
+from bookings.services import event_write_status, hosting_asset_create
 from bookings.validation.asset_data import validate_asset_data
 from bookings.validation.domains import candidate_names, normalize
 from bookings.verification import DnsUnavailable, instructions, verification_code, verify_ownership

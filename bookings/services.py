@@ -25,10 +25,11 @@ from bookings.choices import (
     SignalName,
 )
 from bookings.models import BookingItem, BookingItemCreatedEvent, HostingAsset, Project
+from bookings.ownership import domain_booking_errors
 from bookings.validation import Errors, flatten
 from bookings.validation.asset_data import validate_asset_data
 from bookings.validation.assets import CONFIGS, HIERARCHY, hierarchy_errors, identifier_error
-from bookings.validation.domains import candidate_names, domain_error, normalize
+from bookings.validation.domains import normalize
 from bookings.validation.resources import POOLED, pool_overflow, validate_parent, validate_resources
 from bookings.verification import verification_code
 from images.models import Reservation
@@ -134,7 +135,7 @@ def _booking_errors(
             errors["parent_item"] = [problem]
     resource_errors = validate_resources(item_type, resources)
     if not resource_errors and item_type == BookingItemType.DOMAIN_SETUP:
-        resource_errors = _domain_errors(project.customer_id, resources)
+        resource_errors = domain_booking_errors(customer_id=project.customer_id, resources=resources)
     if resource_errors:
         errors["resources"] = resource_errors  # type: ignore[assignment]
     if valid_from and valid_to and valid_to < valid_from:
@@ -148,47 +149,6 @@ def _booking_errors(
         if asset_errors:
             errors["hosting_asset"] = asset_errors  # type: ignore[assignment]
     return errors
-
-
-def domain_taken_by_other(*, customer_id: int, domain: str) -> HostingAsset | None:
-    """The domain setup of another customer that `domain` is, or lies below: its owner proved it (or
-    registered it), so nobody else may book it or a name under it, whatever their DNS says."""
-    return (
-        HostingAsset.objects.filter(
-            type=HostingAssetType.DOMAIN_SETUP, identifier__in=candidate_names(domain)
-        )
-        .exclude(customer_id=customer_id)
-        .order_by("-identifier")
-        .first()
-    )
-
-
-def domain_taken_message(domain: str, taken: HostingAsset) -> str:
-    below = "is" if taken.identifier == normalize(domain) else f"lies below {taken.identifier}, which is"
-    return (
-        f"'{normalize(domain)}' {below} set up for another customer: it cannot be booked here. If the "
-        "domain is yours now, ask a hostmaster to transfer it."
-    )
-
-
-def _domain_errors(customer_id: int, resources: dict) -> Errors:
-    domain = resources["domainName"]
-    problem = domain_error(domain)
-    if problem:
-        return {"domainName": [problem]}
-    taken = domain_taken_by_other(customer_id=customer_id, domain=domain)
-    if taken is not None:
-        return {"domainName": [domain_taken_message(domain, taken)]}
-    code = resources.get("verificationCode")
-    if code is not None and code != verification_code(customer_id=customer_id, domain=domain):
-        # A code the customer chose could be one published by somebody else: the service chooses it.
-        return {
-            "verificationCode": [
-                "is chosen by the service (bound to you and the domain): leave it out, the answer names "
-                "the TXT record to add."
-            ]
-        }
-    return {}
 
 
 def _pool_errors(parent_item: BookingItem, resources: dict, *, exclude: BookingItem | None = None) -> Errors:
