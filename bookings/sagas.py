@@ -15,10 +15,11 @@ from django.db import transaction
 
 from bookings.choices import BookingItemType, HostingAssetType, SignalName
 from bookings.models import BookingItem, BookingItemCreatedEvent, HostingAsset
+from bookings.ownership import domain_taken_by_other, domain_taken_message
 from bookings.services import event_write_status, hosting_asset_create
 from bookings.validation.asset_data import validate_asset_data
 from bookings.validation.domains import candidate_names, normalize
-from bookings.verification import DnsUnavailable, instructions, verify_ownership
+from bookings.verification import DnsUnavailable, instructions, verification_code, verify_ownership
 from images.choices import ReservationState
 from images.models import Reservation
 from images.services import TooManyPending, image_build_launch, reservation_cancel, reservation_terminate
@@ -189,8 +190,14 @@ class VerifyOwnership(Step):
     def run(self, ctx):
         item = _item(ctx)
         domain = ctx.data["domain"]
-        code = item.resources.get("verificationCode", "")
+        customer_id = item.project.customer_id
+        # The code is recomputed, not read from the booking: a row stored before codes were bound to
+        # the customer may hold one the customer chose (and anybody could have published).
+        code = verification_code(customer_id=customer_id, domain=domain)
         ctx.signal(SignalName.RECORD_ADDED)  # whatever it says, we look now; consume it
+        taken = domain_taken_by_other(customer_id=customer_id, domain=domain)
+        if taken is not None:  # another customer's setup came to be after this booking
+            raise StepFailed(f"{domain_taken_message(domain, taken)} Nothing was created.")
         # A super-domain this customer has set up already proves ownership of its sub-domains.
         parent = (
             HostingAsset.objects.filter(

@@ -8,7 +8,7 @@ from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, 
 
 from bookings.choices import Actor, BookingItemType, EventStatus
 from bookings.models import BookingItem, BookingItemCreatedEvent, HostingAsset, Project
-from bookings.verification import txt_record
+from bookings.verification import txt_record, verification_code
 from provisioning.models import Operation
 from provisioning.saga.definition import StatusView, saga_for
 from provisioning.saga.runner import status_view
@@ -110,5 +110,6 @@ def booking_item_creation(item: BookingItem) -> CreationStatus:
         and event.waiting_for == Actor.CUSTOMER
         and item.type == BookingItemType.DOMAIN_SETUP
     ):
-        record = txt_record(item.resources["domainName"], item.resources.get("verificationCode", ""))
+        domain = item.resources["domainName"]
+        record = txt_record(domain, verification_code(customer_id=item.project.customer_id, domain=domain))
     return CreationStatus(event=event, operation=operation, view=view, assets=assets, txt_record=record)

@@ -25,11 +25,13 @@ from bookings.choices import (
     SignalName,
 )
 from bookings.models import BookingItem, BookingItemCreatedEvent, HostingAsset, Project
+from bookings.ownership import domain_booking_errors
 from bookings.validation import Errors, flatten
 from bookings.validation.asset_data import validate_asset_data
 from bookings.validation.assets import CONFIGS, HIERARCHY, hierarchy_errors, identifier_error
-from bookings.validation.domains import domain_error, generate_verification_code, normalize
+from bookings.validation.domains import normalize
 from bookings.validation.resources import POOLED, pool_overflow, validate_parent, validate_resources
+from bookings.verification import verification_code
 from images.models import Reservation
 from images.services import image_build_launch_check
 from provisioning.choices import TERMINAL_STATES, OperationState
@@ -133,9 +135,7 @@ def _booking_errors(
             errors["parent_item"] = [problem]
     resource_errors = validate_resources(item_type, resources)
     if not resource_errors and item_type == BookingItemType.DOMAIN_SETUP:
-        problem = domain_error(resources["domainName"])
-        if problem:
-            resource_errors = {"domainName": [problem]}
+        resource_errors = domain_booking_errors(customer_id=project.customer_id, resources=resources)
     if resource_errors:
         errors["resources"] = resource_errors  # type: ignore[assignment]
     if valid_from and valid_to and valid_to < valid_from:
@@ -244,7 +244,9 @@ def booking_item_create(
         raise ValidationError(flatten(errors))
     if type == BookingItemType.DOMAIN_SETUP:
         resources["domainName"] = normalize(resources["domainName"])
-        resources.setdefault("verificationCode", generate_verification_code())
+        resources["verificationCode"] = verification_code(
+            customer_id=project.customer_id, domain=resources["domainName"]
+        )
     # The first steps of the saga run in this request, so that the answer says what is missing.
     inline_steps = int(_setting("BOOKINGS_INLINE_STEPS", 2))
     with transaction.atomic():

@@ -1,12 +1,17 @@
 """DNS ownership verification of a domain (dnspython, against settings.DNS_NAMESERVERS).
 
 Ownership is proven by a TXT record `domain-setup-verification-code=<code>` on the domain or on one of
-its super-domains down to the registrable domain. A registrable domain that does not exist in DNS is a
-new registration: there is nobody to prove anything against, so it needs no proof.
+its super-domains down to the registrable domain. The code is the service's, bound to the customer and
+the domain (`verification_code`): a TXT value is public, so a code anybody could choose or copy would
+prove nothing. A registrable domain that does not exist in DNS is a new registration: there is nobody
+to prove anything against, so it needs no proof (and once it is an asset of one customer, no other
+customer can book it or a name below it: `bookings.services`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 
 import dns.exception
@@ -15,7 +20,13 @@ import dns.rdatatype
 import dns.resolver
 from django.conf import settings
 
-from bookings.validation.domains import candidate_names, normalize, registrable_domain, txt_value
+from bookings.validation.domains import (
+    bound_verification_code,
+    candidate_names,
+    normalize,
+    registrable_domain,
+    txt_value,
+)
 
 
 class DnsUnavailable(Exception):
@@ -27,6 +38,20 @@ class Verification:
     proven: bool
     reason: str  # for people: why it is proven, or what is missing
     record_name: str = ""  # where the TXT record was found or should go
+
+
+def _secret() -> bytes:
+    """BOOKINGS_VERIFICATION_SECRET, else one derived from SECRET_KEY under a label of its own (the
+    code must not be computable by anybody who does not hold the service's secrets)."""
+    own = getattr(settings, "BOOKINGS_VERIFICATION_SECRET", "") or ""
+    if own:
+        return own.encode()
+    return hmac.new(settings.SECRET_KEY.encode(), b"bookings.domain-verification", hashlib.sha256).digest()
+
+
+def verification_code(*, customer_id: int, domain: str) -> str:
+    """The code the TXT record of `customer_id`'s booking of `domain` must carry."""
+    return bound_verification_code(customer_id=customer_id, domain=domain, secret=_secret())
 
 
 def resolver() -> dns.resolver.Resolver:

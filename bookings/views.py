@@ -20,6 +20,7 @@ from bookings.forms import AssetForm, ResourcesForm, TypeForm, add_errors, field
 from bookings.models import BookingItem, Project
 from provisioning.ratelimit import rate_limit_consume, refused
 from provisioning.services import ServiceError, operation_signal
+from provisioning.submit_once import form_key, submit_once
 
 SESSION_KEY = "booking_wizard"
 STEPS = [
@@ -91,6 +92,14 @@ def wizard_start(request: HttpRequest) -> HttpResponse:
 def wizard(request: HttpRequest, step: str) -> HttpResponse:
     if step not in _STEP_NAMES:
         raise Http404("No such step.")
+    if step == "review" and request.method == "POST":
+        # Booked once per render of the page: a second "Book" gets the first booking's page (the
+        # first one emptied the wizard, so the key is looked at before the wizard's state).
+        return submit_once(request, lambda: _step(request, step))
+    return _step(request, step)
+
+
+def _step(request: HttpRequest, step: str) -> HttpResponse:
     state = _state(request)
     missing = _first_missing_step(state)
     if _STEP_NAMES.index(step) > _STEP_NAMES.index(missing):
@@ -112,6 +121,7 @@ def _render(request: HttpRequest, step: str, state: dict, status: int = 200, **c
         ],
         item_type=BookingItemType(state["type"]).label if state.get("type") else "",
         back=_STEP_NAMES[position - 1] if position else "",
+        form_key=form_key() if step == "review" else "",
     )
     return render(request, "bookings/wizard.html", context, status=status)
 

@@ -22,11 +22,45 @@ class CloudAccountAdmin(admin.ModelAdmin):
 
         class Meta:
             model = CloudAccount
-            fields = ["customer", "provider", "name", "account_id", "role_arn", "profile", "external_id"]
+            fields = [
+                "customer",
+                "provider",
+                "name",
+                "account_id",
+                "role_arn",
+                "profile",
+                "external_id",
+                "operator_managed",
+            ]
+
+        def clean(self) -> dict:
+            data = super().clean()
+            has_keys = bool(data.get("access_key_id")) or bool(
+                self.instance.pk and self.instance.has_credentials
+            )
+            errors = services.cloud_account_credential_errors(
+                provider=data.get("provider") or "",
+                role_arn=(data.get("role_arn") or "").strip(),
+                profile=(data.get("profile") or "").strip(),
+                external_id=(data.get("external_id") or "").strip(),
+                has_keys=has_keys,
+                operator_managed=bool(data.get("operator_managed")),
+            )
+            for field, messages_ in errors.items():
+                self.add_error(field if field in self.fields else None, messages_)
+            return data
 
     form = Form
-    list_display = ["name", "provider", "customer", "account_id", "has_credentials", "created_at"]
-    list_filter = ["provider"]
+    list_display = [
+        "name",
+        "provider",
+        "customer",
+        "account_id",
+        "has_credentials",
+        "operator_managed",
+        "created_at",
+    ]
+    list_filter = ["provider", "operator_managed"]
     search_fields = ["name", "account_id", "customer__name"]
     list_select_related = ["customer"]
 

@@ -39,9 +39,19 @@ class CloudAccount(models.Model):
     name = models.CharField(max_length=80)
     account_id = models.CharField(max_length=64, blank=True, help_text="e.g. the AWS account number")
     role_arn = models.CharField(max_length=255, blank=True, help_text="a role to assume for every call")
-    profile = models.CharField(max_length=64, blank=True, help_text="a profile of the service's machine")
+    profile = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="a profile of the service's machine (operator-managed accounts only)",
+    )
     external_id = models.CharField(max_length=255, blank=True)
     credentials_encrypted = models.TextField(blank=True, editable=False)
+    # Set by a hostmaster in the admin only: the account may act through the worker machine's own
+    # credentials (a profile, or a role assumed with them). A customer's account never does.
+    operator_managed = models.BooleanField(
+        default=False,
+        help_text="a hostmaster vouches for it: it may use a profile or a role without keys of its own",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -64,7 +74,7 @@ class CloudAccount(models.Model):
         clean = {k: v for k, v in credentials.items() if v}
         self.credentials_encrypted = _fernet().encrypt(json.dumps(clean).encode()).decode() if clean else ""
 
-    def provider_account(self) -> dict[str, str]:
+    def provider_account(self) -> dict[str, str | bool]:
         """What the provider adapter acts as (plain data, secrets included: never log it)."""
         secret: dict[str, str] = {}
         if self.credentials_encrypted:
@@ -78,6 +88,8 @@ class CloudAccount(models.Model):
             "role_arn": self.role_arn,
             "profile": self.profile,
             "external_id": self.external_id,
+            "operator_managed": self.operator_managed,
+            "label": f"'{self.name}' (#{self.pk})",
         }
 
 

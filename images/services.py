@@ -87,6 +87,34 @@ def public_key_create(*, customer: Customer, name: str, body: str) -> PublicKey:
 # --- Cloud accounts --------------------------------------------------------------------------------
 
 
+def cloud_account_credential_errors(
+    *, provider: str, role_arn: str, profile: str, external_id: str, has_keys: bool, operator_managed: bool
+) -> dict[str, list[str]]:
+    """What is wrong with how an account would authenticate. A customer's account must carry its own
+    access key (a role is assumed with it, and with an external id, the confused-deputy guard of AWS);
+    only an operator-managed account (a hostmaster's decision, in the admin) may name a profile of the
+    service's machines or a role assumed with their credentials."""
+    errors: dict[str, list[str]] = {}
+    if role_arn and not role_arn.startswith("arn:"):
+        errors["role_arn"] = ["must be a role's ARN (arn:aws:iam::ACCOUNT:role/NAME)."]
+    if provider != ProviderName.AWS or operator_managed:
+        if provider == ProviderName.AWS and not (has_keys or profile or role_arn):
+            errors["access_key_id"] = ["give an access key, a profile or a role to assume."]
+        return errors
+    if profile:
+        errors["profile"] = [
+            "only an account a hostmaster manages may use a profile of the service's machines; give the "
+            "account's own access key instead."
+        ]
+    if not has_keys:
+        errors["access_key_id"] = [
+            "give the account's own access key (and secret): the service never lends its own credentials."
+        ]
+    if role_arn and not external_id:
+        errors["external_id"] = ["is required with role_arn: the role's trust policy must ask for it."]
+    return errors
+
+
 def cloud_account_create(
     *,
     customer: Customer,
@@ -99,19 +127,26 @@ def cloud_account_create(
     access_key_id: str = "",
     secret_access_key: str = "",
 ) -> CloudAccount:
-    """Register a provider account; the credentials are stored encrypted and never shown again."""
+    """Register a customer's provider account; the credentials are stored encrypted and never shown
+    again. It acts only through what it carries: never a profile or the worker machine's credentials."""
     errors: dict[str, list[str]] = {}
     if provider not in ProviderName.values:
         errors["provider"] = [f"must be one of {', '.join(ProviderName.values)}."]
     name = (name or "").strip()
     if not name or len(name) > 80:
         errors["name"] = ["must be 1 to 80 characters long."]
+    errors.update(
+        cloud_account_credential_errors(
+            provider=provider,
+            role_arn=role_arn.strip(),
+            profile=profile.strip(),
+            external_id=external_id.strip(),
+            has_keys=bool(access_key_id),
+            operator_managed=False,
+        )
+    )
     if bool(access_key_id) != bool(secret_access_key):
         errors["secret_access_key"] = ["give the access key id and the secret access key together."]
-    if role_arn and not role_arn.startswith("arn:"):
-        errors["role_arn"] = ["must be a role's ARN (arn:aws:iam::ACCOUNT:role/NAME)."]
-    if provider == ProviderName.AWS and not (access_key_id or profile or role_arn):
-        errors["access_key_id"] = ["give an access key, a profile or a role to assume."]
     if errors:
         raise ValidationError(errors)
     account = CloudAccount(
@@ -182,6 +217,13 @@ def image_build_launch_check(
             errors["launch.account"] = ["is not one of your cloud accounts."]
         elif provider and account.provider != provider:
             errors["launch.account"] = [f"is a {account.provider} account; the manifest targets {provider}."]
+        elif account.provider == ProviderName.AWS and not (
+            account.has_credentials or account.operator_managed
+        ):
+            errors["launch.account"] = [
+                f"the account '{account.name}' carries no access key of its own, and the service never "
+                "lends its own: add the account's access key (or ask a hostmaster to manage the account)."
+            ]
     elif provider == ProviderName.AWS:
         errors["launch.account"] = ["name the aws account to launch into (see /api/cloud-accounts/)."]
     if details.get("pubkey") is not None:

@@ -16,6 +16,7 @@ from images.wizard import FORM_STEPS, STEPS, TITLES, Wizard
 from provisioning.choices import OperationState
 from provisioning.ratelimit import rate_limit_consume, refused
 from provisioning.services import ServiceError
+from provisioning.submit_once import form_key, submit_once
 
 
 @login_required
@@ -73,6 +74,10 @@ def wizard_step(request: HttpRequest, step: str) -> HttpResponse:
     wizard = Wizard(request)
     if not wizard.customers:
         return render(request, "no_customer.html", {"what": "Build and launch"}, status=403)
+    if step == "review" and request.method == "POST":
+        # Built and launched once per render of the page: a second click gets the first launch's
+        # page (the first one emptied the wizard, so the key is looked at before the wizard's state).
+        return submit_once(request, lambda: _review(request, wizard))
     if step == "review":
         return _review(request, wizard)
     first = wizard.first_incomplete()
@@ -110,7 +115,7 @@ def _review(request: HttpRequest, wizard: Wizard) -> HttpResponse:
         "steps": FORM_STEPS,
     }
     if request.method != "POST":
-        return _render(request, wizard, "review", context)
+        return _render(request, wizard, "review", {**context, "form_key": form_key()})
     try:
         if wizard.customer is not None:
             rate_limit_consume(customer=wizard.customer, action="image_builds")
@@ -118,10 +123,10 @@ def _review(request: HttpRequest, wizard: Wizard) -> HttpResponse:
     except ValidationError as exc:
         if wizard.first_incomplete() != "review":
             return redirect("images:wizard", step=wizard.first_incomplete())
-        context["errors"] = exc.message_dict
+        context.update(errors=exc.message_dict, form_key=form_key())
         return _render(request, wizard, "review", context, status=400)
     except ServiceError as exc:
-        context["problem"] = exc.message
+        context.update(problem=exc.message, form_key=form_key())
         return refused(_render(request, wizard, "review", context), exc)
     wizard.clear()
     return redirect("images:reservation", pk=launched.reservation.pk)

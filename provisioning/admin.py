@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 from rest_framework.authtoken.models import TokenProxy
 
-from provisioning.models import Customer, Membership, Operation, Signal, StepRun
+from provisioning.models import Customer, IdempotencyKey, Membership, Operation, Signal, StepRun
 from provisioning.services import ServiceError, operation_cancel, operation_retry
 from provisioning.timeline import timeline_svg
 
@@ -119,3 +119,19 @@ class OperationAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{op.id}: {exc.message}", messages.WARNING)
         if done:
             self.message_user(request, f"{done} operation(s) {verb}.", messages.SUCCESS)
+
+
+@admin.register(IdempotencyKey)
+class IdempotencyKeyAdmin(admin.ModelAdmin):
+    """Read only: what a client's key answered, for a hostmaster who looks into a "sent twice"."""
+
+    list_display = ["key", "scope", "state", "status_code", "created_at", "expires_at"]
+    list_filter = ["state"]
+    search_fields = ["key", "scope"]
+    readonly_fields = [f.name for f in IdempotencyKey._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -50,3 +50,8 @@ class Outcome(models.TextChoices):
     LOST = "lost", "Lost (worker died)"
     COMPENSATED = "compensated", "Compensated"
     COMPENSATION_FAILED = "compensation_failed", "Compensation failed"
+
+
+class IdempotencyState(models.TextChoices):
+    PROCESSING = "processing", "Processing"  # the first request with the key is being handled
+    DONE = "done", "Done"  # answered: the same request with the key gets the same answer again

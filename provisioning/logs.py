@@ -55,7 +55,7 @@ class ContextFilter(logging.Filter):
 
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s/]+@", re.IGNORECASE)
 _AUTH_HEADER = re.compile(r"\b(?P<head>Token|Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
-_SECRET_SETTINGS = ("SECRET_KEY", "METRICS_TOKEN", "ORDERS_VAULT_KEY")
+_SECRET_SETTINGS = ("SECRET_KEY", "METRICS_TOKEN", "ORDERS_VAULT_KEY", "BOOKINGS_VERIFICATION_SECRET")
 
 
 @cache

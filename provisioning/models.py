@@ -4,7 +4,14 @@ from django.conf import settings
 from django.db import models
 from django_fsm import RETURN_VALUE, FSMField, transition
 
-from provisioning.choices import ACTIVE_STATES, TERMINAL_STATES, OperationState, Outcome, Role
+from provisioning.choices import (
+    ACTIVE_STATES,
+    TERMINAL_STATES,
+    IdempotencyState,
+    OperationState,
+    Outcome,
+    Role,
+)
 
 
 class Customer(models.Model):
@@ -229,3 +236,29 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} {self.name}"
+
+
+class IdempotencyKey(models.Model):
+    """A client's `Idempotency-Key` (IETF httpapi draft) and the answer to the first request that
+    carried it, kept for IDEMPOTENCY_KEY_TTL seconds. Keys are per customer (`scope`): the same key
+    of two customers are two keys. Only successful answers are kept; a refused request frees the key."""
+
+    scope = models.CharField(max_length=40)  # "customer:<id>", or "user:<id>" for several or none
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)  # SHA-256 of the method, the path and the body
+    state = models.CharField(
+        max_length=12, choices=IdempotencyState.choices, default=IdempotencyState.PROCESSING
+    )
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    body = models.TextField(blank=True)
+    location = models.CharField(max_length=500, blank=True)  # where a page's answer redirects to
+    created_at = models.DateTimeField()  # when the request now holding it began (a takeover renews it)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="idempotency_key_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key} ({self.state})"

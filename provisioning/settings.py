@@ -197,7 +197,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "provisioning.api.schema.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "provisioning.api.parsers.BoundedJSONParser",
@@ -278,12 +278,20 @@ SAGA_HEARTBEAT_TIMEOUT = env_float("SAGA_HEARTBEAT_TIMEOUT", 60.0, minimum=0.5)
 SAGA_COUNTDOWN_MAX = env_float("SAGA_COUNTDOWN_MAX", 10.0, minimum=0.0)
 SAGA_SWEEP_BATCH = env_int("SAGA_SWEEP_BATCH", 500, minimum=1)
 
+# Idempotency-Key: how long a key and its first answer are kept (beat forgets them after), and how
+# long a request may hold a key unanswered before a repeat takes it over (its process died).
+IDEMPOTENCY_KEY_TTL = env_float("IDEMPOTENCY_KEY_TTL", 86400.0, minimum=60.0)
+IDEMPOTENCY_PROCESSING_TIMEOUT = env_float("IDEMPOTENCY_PROCESSING_TIMEOUT", 120.0, minimum=1.0)
+
 CELERY_BEAT_SCHEDULE = {
     "saga-sweep": {"task": "provisioning.sweep", "schedule": SAGA_SWEEP_INTERVAL},
+    "idempotency-keys-purge": {"task": "provisioning.idempotency_keys_purge", "schedule": 600.0},
 }
 
 # --- Providers and outside services -----------------------------------------------------------------
 DNS_NAMESERVERS = env_hostports("DNS_NAMESERVERS")
+# The key of the domain verification codes (an HMAC of customer and domain); empty: derived from SECRET_KEY.
+BOOKINGS_VERIFICATION_SECRET = env_str("BOOKINGS_VERIFICATION_SECRET")
 AWS_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL") or None
 LOCAL_PROVIDER_DIR = DATA_DIR / "local-provider"
 

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from provisioning import heartbeats
+from provisioning import heartbeats, services
 from provisioning.saga import runner
 
 
@@ -41,3 +41,8 @@ def compensate(operation_id: str) -> None:
 def sweep() -> int:
     heartbeats.heartbeat_record(name=heartbeats.SWEEPER, role=heartbeats.SWEEPER)  # health: beat ticks
     return runner.sweep()
+
+
+@shared_task(name="provisioning.idempotency_keys_purge", ignore_result=True)
+def idempotency_keys_purge() -> int:
+    return services.idempotency_keys_purge()

@@ -12,11 +12,16 @@ from bookings.api.serializers import (
     HostingAssetSerializer,
     ProjectSerializer,
 )
+from provisioning.api.idempotency import IdempotentPosts
 from provisioning.api.throttling import RateLimitedCreate, body_field, named_or_own_customer
 
 
 class ProjectViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    IdempotentPosts,
+    viewsets.GenericViewSet,
 ):
     """The caller's projects; a project belongs to one customer."""
 
@@ -38,6 +43,7 @@ class BookingItemViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
+    IdempotentPosts,
     viewsets.GenericViewSet,
 ):
     """Booking items. A POST with `hosting_asset` also starts the creation of the hosting assets:

@@ -6,6 +6,8 @@ request, so the answer never depends on whether the PSL server is reachable.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import secrets
 from functools import lru_cache
@@ -30,6 +32,20 @@ def _extract() -> tldextract.TLDExtract:
 def generate_verification_code() -> str:
     """40 symbols from CODE_ALPHABET, grouped by 4 with dashes: `ABCD-EFGH-...` (49 characters)."""
     raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    return "-".join(raw[i : i + CODE_GROUP] for i in range(0, CODE_LENGTH, CODE_GROUP))
+
+
+def bound_verification_code(*, customer_id: int, domain: str, secret: bytes) -> str:
+    """The code a customer's TXT record must carry for `domain`: an HMAC of the customer and the domain
+    under a secret of the service, so that a value somebody copied from another customer's zone
+    proves nothing (the record is public; the code of another customer never equals it)."""
+    message = f"domain-setup:{customer_id}:{normalize(domain)}".encode()
+    digest = hmac.new(secret, message, hashlib.sha256).digest()
+    number = int.from_bytes(digest, "big")
+    raw = ""
+    for _ in range(CODE_LENGTH):  # 40 symbols of 5 bits: 200 of the digest's 256 bits
+        number, index = divmod(number, len(CODE_ALPHABET))
+        raw += CODE_ALPHABET[index]
     return "-".join(raw[i : i + CODE_GROUP] for i in range(0, CODE_LENGTH, CODE_GROUP))
 
 

@@ -127,9 +127,10 @@ class CloudAccountSerializer(serializers.ModelSerializer):
             "access_key_id",
             "secret_access_key",
             "has_credentials",
+            "operator_managed",
             "created_at",
         ]
-        read_only_fields = ["id", "created_at"]
+        read_only_fields = ["id", "operator_managed", "created_at"]
         extra_kwargs = {
             name: {"validators": [single_line]}
             for name in ("name", "account_id", "role_arn", "profile", "external_id")

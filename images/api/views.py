@@ -13,6 +13,7 @@ from images.api.serializers import (
     PublicKeySerializer,
     ReservationSerializer,
 )
+from provisioning.api.idempotency import IdempotentPosts
 from provisioning.api.serializers import OperationSerializer
 from provisioning.api.throttling import RateLimitedCreate
 
@@ -27,7 +28,11 @@ _Launched = inline_serializer(
 
 
 class ImageBuildViewSet(
-    RateLimitedCreate, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+    RateLimitedCreate,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    IdempotentPosts,
+    viewsets.GenericViewSet,
 ):
     """Image builds. POST is "Build and launch": the build, its reservation and the operation that
     builds the image and launches it when it is ready."""
@@ -56,7 +61,9 @@ class ImageBuildViewSet(
         )
 
 
-class ReservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ReservationViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, IdempotentPosts, viewsets.GenericViewSet
+):
     """Launch reservations: `status` says "step k of n: title" while it runs and the outcome after."""
 
     serializer_class = ReservationSerializer
@@ -84,7 +91,11 @@ class ReservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
 
 class PublicKeyViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    IdempotentPosts,
+    viewsets.GenericViewSet,
 ):
     """SSH public keys put on launched instances. A private key is refused, never stored."""
 
@@ -104,7 +115,11 @@ class PublicKeyViewSet(
 
 @extend_schema(parameters=[OpenApiParameter("provider", str, description="only accounts of this provider")])
 class CloudAccountViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    IdempotentPosts,
+    viewsets.GenericViewSet,
 ):
     """The provider accounts a customer launches into; credentials are write-only."""
 

@@ -3,12 +3,15 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from provisioning.api.idempotency import IdempotentPosts
 from provisioning.api.serializers import OperationSerializer, SignalInputSerializer
 from provisioning.selectors import operations_visible_to
 from provisioning.services import operation_signal
 
 
-class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class OperationViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, IdempotentPosts, viewsets.GenericViewSet
+):
     """Operations (saga runs) serving the caller's objects: state, steps with attempts and errors,
     and what it waits for."""
 

@@ -18,6 +18,7 @@ from provisioning.applications.forms import DecisionForm, RequestForm
 from provisioning.applications.models import ApplicationRequest
 from provisioning.selectors import customers_of
 from provisioning.services import ServiceError
+from provisioning.submit_once import form_key, submit_once
 
 WHAT_TO_DO = {
     RequestState.REJECTED: "Nothing was created. Talk to {who} and submit a new request when it makes sense.",
@@ -62,6 +63,13 @@ def request_new(request: HttpRequest) -> HttpResponse:
     customers = list(customers_of(request.user))
     if not customers:
         return render(request, "no_customer.html", {"what": "Request application resources"}, status=403)
+    if request.method == "POST":
+        # Requested once per render of the form: a second click gets the first request's page.
+        return submit_once(request, lambda: _request_new(request, customers))
+    return _request_new(request, customers)
+
+
+def _request_new(request: HttpRequest, customers: list) -> HttpResponse:
     form = RequestForm(request.POST or None, requester=request.user, customers=customers)
     status = 200
     if request.method == "POST":
@@ -76,7 +84,8 @@ def request_new(request: HttpRequest) -> HttpResponse:
                 _add_errors(form, exc, {"requested_resources": "resources"})
             else:
                 return redirect("applications:request", pk=created.pk)
-    return render(request, "applications/request_new.html", {"form": form}, status=status)
+    context = {"form": form, "form_key": form_key()}
+    return render(request, "applications/request_new.html", context, status=status)
 
 
 @login_required

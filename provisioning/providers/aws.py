@@ -1,18 +1,25 @@
 """The AWS provider: EC2 through boto3, at `settings.AWS_ENDPOINT_URL` when it is set (a moto server in
 the tests; nothing here knows whether it talks to AWS).
 
-The account (plain data from the customer's cloud account) names the credentials: an access key pair,
-a named profile of the service's machine, and optionally a role to assume. Without either, boto3's
-own chain (environment, instance profile) applies.
+The account (plain data from the customer's cloud account) carries the credentials: an access key
+pair, and optionally a role to assume with it (and an external id). The session is built from the
+account alone, in a botocore session that reads no config or credentials file and has no credential
+chain: the worker machine's own credentials (environment, profiles, instance metadata) are never a
+fallback, else a customer could launch into, and be billed to, the operator's account. Only an account
+a hostmaster marked `operator_managed` may name a profile of the machine or use its credential chain.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.configprovider import ConstantProvider
+from botocore.credentials import CredentialResolver
 from botocore.exceptions import BotoCoreError, ClientError
 
 from provisioning.providers.base import (
@@ -60,28 +67,61 @@ def endpoint_url() -> str | None:
     return getattr(settings, "AWS_ENDPOINT_URL", None) or None
 
 
+class AccountRefused(ProviderError):
+    """The account carries no credentials of its own and may not borrow the machine's."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False, code="AccountWithoutCredentials")
+
+
+def _isolated() -> botocore.session.Session:
+    """A botocore session that knows no file, profile or credential provider of this machine."""
+    core = botocore.session.Session()
+    store = core.get_component("config_store")
+    # Constants, so that no environment variable (AWS_PROFILE, AWS_CONFIG_FILE, ...) reaches them.
+    store.set_config_provider("profile", ConstantProvider(None))
+    store.set_config_provider("config_file", ConstantProvider(os.devnull))
+    store.set_config_provider("credentials_file", ConstantProvider(os.devnull))
+    core.register_component("credential_provider", CredentialResolver(providers=[]))
+    return core
+
+
+def _keyed(key: str, secret: str, region: str, token: str | None = None) -> boto3.session.Session:
+    return boto3.session.Session(
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        aws_session_token=token,
+        region_name=region,
+        botocore_session=_isolated(),
+    )
+
+
 def session_for(account: dict[str, Any], region: str) -> boto3.session.Session:
     """A boto3 session acting as `account` in `region` (assuming its role if it names one)."""
-    session = boto3.session.Session(
-        aws_access_key_id=account.get("access_key_id") or None,
-        aws_secret_access_key=account.get("secret_access_key") or None,
-        profile_name=account.get("profile") or None,
-        region_name=region,
-    )
+    who = f"the cloud account {account['label']}" if account.get("label") else "the cloud account"
+    key, secret = account.get("access_key_id") or "", account.get("secret_access_key") or ""
+    if key and secret:
+        session = _keyed(key, secret, region)
+    elif account.get("operator_managed"):
+        # A hostmaster's decision: the machine's profile, or its chain to assume the role with.
+        session = boto3.session.Session(profile_name=account.get("profile") or None, region_name=region)
+    else:
+        raise AccountRefused(
+            f"aws: {who} carries no access key of its own, and the service never "
+            "acts with its own credentials for a customer: add the account's access key and secret "
+            "(or ask a hostmaster to manage the account)."
+        )
     role = account.get("role_arn")
     if not role:
         return session
+    if not account.get("external_id") and not account.get("operator_managed"):
+        raise AccountRefused(f"aws: {who} names a role but no external id: add it.")
     sts = session.client("sts", endpoint_url=endpoint_url())
     kwargs = {"RoleArn": role, "RoleSessionName": "provisioning"}
     if account.get("external_id"):
         kwargs["ExternalId"] = account["external_id"]
     creds = sts.assume_role(**kwargs)["Credentials"]
-    return boto3.session.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name=region,
-    )
+    return _keyed(creds["AccessKeyId"], creds["SecretAccessKey"], region, creds["SessionToken"])
 
 
 def _error(exc: Exception, what: str) -> ProviderError:

@@ -69,15 +69,17 @@ def test_it_launches_tagged_instances_with_the_key_once_per_token_and_terminates
     assert states == {InstanceState.TERMINATED}
 
 
-def test_it_assumes_the_accounts_role(aws_endpoint):
+def test_it_assumes_the_accounts_role_with_its_external_id(aws_endpoint):
     from provisioning.providers.aws import AwsProvider
+    from provisioning.providers.base import ProviderError
 
-    provider = AwsProvider(
-        {
-            "access_key_id": "testing",
-            "secret_access_key": "testing",
-            "role_arn": "arn:aws:iam::123456789012:role/provisioning",
-        }
-    )
+    account = {
+        "access_key_id": "testing",
+        "secret_access_key": "testing",
+        "role_arn": "arn:aws:iam::123456789012:role/provisioning",
+    }
+    with pytest.raises(ProviderError, match="names a role but no external id"):
+        AwsProvider(account).start_build(region=REGION, build_ref="build-role", name="r", manifest=MANIFEST)
+    provider = AwsProvider({**account, "external_id": "acme-2026"})
     image_id = provider.start_build(region=REGION, build_ref="build-role", name="r", manifest=MANIFEST)
     assert provider.describe_build(region=REGION, image_id=image_id).state == BuildState.READY

@@ -308,8 +308,9 @@ class Case:
 CASES = [Case(row, actor) for row in ROWS for actor in ACTORS]
 
 
-def _send(client, row: Row, path: str, world: World):
-    body = row.body(world) if row.body else None
+def _send(client, row: Row, path: str, world: World, body: object = None):
+    if body is None:
+        body = row.body(world) if row.body else None
     if row.method == "GET":
         return client.get(path)
     if row.fmt == "yaml":
@@ -366,3 +367,34 @@ def _shape(path: str) -> str:
     path = re.sub(r"\(\?P<pk>[^)]*\)", "X", path)
     path = re.sub(r"<[^>]+>", "X", path)
     return path.replace("^", "").replace("$", "").rstrip("/")
+
+
+KEYED = [Case(row, actor) for row in API if row.method == "POST" for actor in ACTORS]
+
+
+@pytest.mark.parametrize("case", KEYED, ids=[f"{c.row.id}-{c.actor}" for c in KEYED])
+def test_with_an_idempotency_key_each_actor_gets_the_same_answer_and_a_repeat_replays_it(
+    case: Case, actors, world: World
+):
+    """Every POST of the API with an `Idempotency-Key`: the answer of the table; sent again, a success
+    is the same answer replayed (nothing more is created) and a refusal is refused again."""
+    import uuid
+
+    row = case.row
+    client = actors[case.actor].api
+    path = world.format(row.path)
+    client.credentials(**client._credentials, HTTP_IDEMPOTENCY_KEY=f'"{uuid.uuid4()}"')
+    body = row.body(world) if row.body else None  # the same body twice (a launch's key is random)
+    try:
+        first = _send(client, row, path, world, body)
+        allowed = {int(code) for code in case.expected.rstrip("-").split("|")}
+        assert first.status_code in allowed, (first.status_code, first.content[:500])
+        again = _send(client, row, path, world, body)
+    finally:
+        client.credentials(**{k: v for k, v in client._credentials.items() if k != "HTTP_IDEMPOTENCY_KEY"})
+    assert again.status_code == first.status_code, again.content[:500]
+    if 200 <= first.status_code < 300:
+        assert again["Idempotent-Replayed"] == "true"
+        assert again.content == first.content
+    else:
+        assert "Idempotent-Replayed" not in again

@@ -5,6 +5,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from provisioning.api.idempotency import IdempotentPosts
 from provisioning.api.serializers import OperationSerializer
 from provisioning.applications import selectors, services
 from provisioning.applications.api.serializers import (
@@ -21,7 +22,9 @@ _Submitted = inline_serializer(
 )
 
 
-class ApplicationRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ApplicationRequestViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, IdempotentPosts, viewsets.GenericViewSet
+):
     """Application resource requests: submitted by a team member, decided by the named authorizer,
     provisioned by a saga. `state`, `waiting`, `decision`, `resources` and `error` show where it stands."""
 
@@ -74,7 +77,7 @@ class ApplicationRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin
         )
 
 
-class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, IdempotentPosts, viewsets.GenericViewSet):
     """Application teams of your customer (managed by hostmasters in the admin)."""
 
     serializer_class = TeamSerializer

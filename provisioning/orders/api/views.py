@@ -6,6 +6,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 
+from provisioning.api.idempotency import IdempotentPosts
 from provisioning.orders import selectors, services
 from provisioning.orders.api.serializers import OrderSerializer
 from provisioning.orders.spec import MAX_BYTES, OrderInvalid
@@ -32,7 +33,9 @@ class _YamlAliasesX(YamlParser):
     media_type = "application/x-yaml"
 
 
-class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class OrderViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, IdempotentPosts, viewsets.GenericViewSet
+):
     """Environment orders: POST an `order.yml`, follow its workflow, task by task and service by
     service. Vault values never appear here."""
 

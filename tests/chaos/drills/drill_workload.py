@@ -119,10 +119,7 @@ class Workload:
                     "project": self.project.pk,
                     "type": "DOMAIN_SETUP",
                     "caption": registrable,
-                    "resources": {
-                        "domainName": f"shop.{registrable}",
-                        "verificationCode": f"CHAOS-CODE-{index:04d}",
-                    },
+                    "resources": {"domainName": f"shop.{registrable}"},
                     "hosting_asset": {"webspace": "abc00", "dns": {"TTL": 3600}},
                 },
                 format="json",
