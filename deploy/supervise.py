@@ -3,7 +3,7 @@
 Started by deploy/run-embedded once the virtual environment, the database and the admin user are
 ready. It starts web (gunicorn), the Celery worker, beat and, when the `nginx` program exists, the
 nginx instance that environment orders route to. A process that exits is started again after a short
-backoff, with a line naming it and the last line of its log. Only Ctrl-C (SIGINT or SIGTERM) or a
+backoff, with a line naming it and the last line of its log. Only Ctrl-C (SIGINT, SIGTERM, SIGHUP) or a
 process that keeps stopping (RESTARTS_PER_MINUTE exits within a minute) stops the service; an
 optional process (nginx) that keeps stopping is given up alone, and the rest stays up.
 
@@ -164,8 +164,9 @@ class Supervisor:
         self.stopping = True
 
     def run(self, port: int) -> int:
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGTERM, self._on_signal)
+        # SIGHUP too: a closed terminal must not leave the worker (in a session of its own) behind.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
         return self.run_members(announce=lambda: self._announce(port))
 
     def run_members(self, announce=None) -> int:
