@@ -1,13 +1,23 @@
 """Runs the playbooks in provisioning/orders/playbooks with ansible-runner, against this host.
 
+Order data is data: every value a playbook gets goes into a vars file of the run where each string is
+tagged `!unsafe`, so Ansible never renders it as a template (`{{ lookup('pipe', ...) }}` in a
+repository URL stays text). The order's validation refuses such characters too; this is the second
+wall.
+
+No secret goes through Ansible at all: ansible-runner records the environment it was given in its
+artifacts (`artifacts/<ident>/command`), extra vars are on the command line, and module arguments are
+written into remote temp files. The service's env file is written by `write_env_file`, 0600, before the
+playbook starts the service.
+
 Each run gets a folder of its own (operation + service), created 0700 and removed when the run ends,
-whatever happens: ansible-runner writes the environment it was given into its artifacts, and that
-environment carries the service's secrets. Secrets never go in as extra vars (they would be on the
-command line).
+whatever happens. While it runs, its process holds a lock on the folder's `.lock`: a folder whose lock
+nobody holds was left by a killed worker, and `remove_stale_runs` (at worker start) removes it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -15,8 +25,10 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import ansible_runner
+import yaml
 
 from provisioning.orders import conf
 
@@ -43,14 +55,88 @@ class PlaybookResult:
         return self.status == "successful" and self.rc == 0
 
 
-def _scrub(text: str, secret_env: dict[str, str] | None) -> str:
+class Unsafe(str):
+    """A string Ansible must take as it is: dumped as `!unsafe`, never templated."""
+
+
+class _UnsafeDumper(yaml.SafeDumper):
+    pass
+
+
+def _unsafe(dumper: yaml.SafeDumper, value: Unsafe) -> yaml.Node:
+    return dumper.represent_scalar("!unsafe", str(value), style="'")
+
+
+_UnsafeDumper.add_representer(Unsafe, _unsafe)
+
+
+def as_unsafe(value: Any) -> Any:
+    """Every string inside `value` (lists and mappings included) marked unsafe; other scalars kept."""
+    if isinstance(value, str):
+        return Unsafe(value)
+    if isinstance(value, list | tuple):
+        return [as_unsafe(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): as_unsafe(item) for key, item in value.items()}
+    return value
+
+
+def unsafe_vars_yaml(variables: dict) -> str:
+    return yaml.dump(as_unsafe(variables), Dumper=_UnsafeDumper, default_flow_style=False)
+
+
+def _scrub(text: str, secrets: list[str] | None) -> str:
     """Belt and braces: no secret value reaches a message, even if a task echoed one."""
-    for blob in (secret_env or {}).values():
-        for line in blob.splitlines():
-            value = line.partition("=")[2].strip("'\"")
-            if len(value) >= 6:
-                text = text.replace(value, "********")
+    for value in secrets or ():
+        if len(value) >= 6:
+            text = text.replace(value, "********")
     return text
+
+
+def _lock(run_dir: Path) -> int:
+    fd = os.open(run_dir / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def remove_stale_runs() -> list[str]:
+    """Remove the run folders no live process holds (a worker killed mid-playbook leaves its folder
+    behind, and the same step may never run again). Answers the names removed."""
+    root = conf.runs_dir()
+    removed = []
+    for run_dir in sorted(root.iterdir()) if root.is_dir() else ():
+        try:
+            fd = os.open(run_dir / ".lock", os.O_RDWR)
+        except FileNotFoundError:
+            fd = None  # killed before it took its lock, or not a run folder of ours
+        except OSError:
+            continue
+        try:
+            if fd is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live run
+            shutil.rmtree(run_dir, ignore_errors=True)
+            removed.append(run_dir.name)
+        finally:
+            if fd is not None:
+                os.close(fd)
+    if removed:
+        log.info("removed %d stale ansible run folder(s)", len(removed))
+    return removed
+
+
+def write_env_file(*, workdir: str, content: str) -> None:
+    """The service's env file, 0600, replaced in one rename (a reader never sees half of it)."""
+    folder = Path(workdir)
+    folder.mkdir(parents=True, mode=0o700, exist_ok=True)
+    tmp = folder / ".service.env.new"
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+    os.replace(tmp, folder / "service.env")
 
 
 def _search_path() -> str:
@@ -64,14 +150,20 @@ def run_playbook(
     *,
     ident: str,
     extravars: dict,
-    secret_env: dict[str, str] | None = None,
+    secrets: list[str] | None = None,
 ) -> PlaybookResult:
-    """Run playbook `name`; raise PlaybookFailed with the failed tasks' messages."""
+    """Run playbook `name` with `extravars` as unsafe values; raise PlaybookFailed with the failed
+    tasks' messages (`secrets` are masked in them)."""
     run_dir = conf.runs_dir() / ident
     shutil.rmtree(run_dir, ignore_errors=True)  # a run that crashed before its cleanup
     run_dir.mkdir(parents=True, mode=0o700)
+    lock = _lock(run_dir)
     tmp = run_dir / "tmp"
     tmp.mkdir(mode=0o700)
+    vars_file = run_dir / "order-vars.yml"
+    fd = os.open(vars_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(unsafe_vars_yaml(extravars))
     envvars = {
         "PATH": _search_path(),
         "ANSIBLE_NOCOLOR": "1",
@@ -80,14 +172,13 @@ def run_playbook(
         "ANSIBLE_REMOTE_TEMP": str(tmp),
         "ANSIBLE_KEEP_REMOTE_FILES": "0",
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-        **(secret_env or {}),
     }
     try:
         runner = ansible_runner.run(
             private_data_dir=str(run_dir),
             playbook=str(PLAYBOOKS / name),
             inventory="localhost ansible_connection=local",
-            extravars=extravars,
+            cmdline=f"-e @{vars_file}",
             envvars=envvars,
             suppress_env_files=True,
             quiet=True,
@@ -110,9 +201,10 @@ def run_playbook(
             result.failures.append(runner.stdout.read()[-600:].strip())
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+        os.close(lock)
     if not result.ok:
         reason = "; ".join(result.failures) or f"ansible ended {result.status} (rc {result.rc})"
-        reason = _scrub(reason, secret_env)
+        reason = _scrub(reason, secrets)
         log.warning("playbook %s (%s) failed: %s", name, ident, reason)
         raise PlaybookFailed(reason)
     return result
@@ -128,8 +220,11 @@ def deploy_service(
     health_path: str,
     command: list[str],
     env_file: str,
+    secrets: list[str] | None = None,
 ) -> dict:
-    """Deploy and check one service; answers {"pid": int, "commit": str}."""
+    """Deploy and check one service; answers {"pid": int, "commit": str}. The env file is written
+    here, not by Ansible, so that no secret passes through a run."""
+    write_env_file(workdir=workdir, content=env_file)
     result = run_playbook(
         "deploy_service.yml",
         ident=ident,
@@ -141,7 +236,7 @@ def deploy_service(
             "health_path": health_path,
             "command": command,
         },
-        secret_env={"ORDERS_SERVICE_ENV": env_file},
+        secrets=secrets,
     )
     deployed = json.loads(result.messages[-1])
     return {"pid": int(deployed["pid"]), "commit": deployed.get("commit") or ""}
