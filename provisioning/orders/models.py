@@ -23,7 +23,7 @@ class Environment(models.Model):
 
     key = models.CharField(max_length=63, unique=True, help_text="the orders' environment_id")
     customer = models.ForeignKey(
-        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="environments"
+        Customer, on_delete=models.PROTECT, related_name="environments", help_text="its owner"
     )
     domains = models.JSONField(default=dict, blank=True)  # {"api": [...], "front": [...]}
     state = models.CharField(max_length=20, choices=EnvironmentState.choices, default=EnvironmentState.ACTIVE)
@@ -43,9 +43,7 @@ class Environment(models.Model):
 class Order(models.Model):
     """One `order.yml`, validated before it is stored; its workflow's status is written here."""
 
-    customer = models.ForeignKey(
-        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
-    )
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -147,26 +147,23 @@ def _check_domains_free(spec: OrderSpec, environment: Environment | None) -> Non
         raise OrderInvalid(errors)
 
 
-def order_create(
-    *, text: bytes | str, customer: Customer | None = None, user=None, dry_run: bool = False
-) -> Order:
-    """Validate and store an order and start its workflow (on commit). With `dry_run`, answer an
-    unsaved Order whose `changes` say what would happen. Raises OrderInvalid naming every bad field,
-    Conflict while another order of the environment runs."""
+def order_create(*, text: bytes | str, customer: Customer, user=None, dry_run: bool = False) -> Order:
+    """Validate and store an order of `customer` and start its workflow (on commit). A new
+    environment belongs to the customer who ordered it; only that customer orders it again. With
+    `dry_run`, answer an unsaved Order whose `changes` say what would happen. Raises OrderInvalid
+    naming every bad field, Conflict while another order of the environment runs."""
+    if customer is None or customer.pk is None:
+        raise ServiceError("An order is placed for a customer: name the customer it is for.")
     spec = parse_order(text)
     with transaction.atomic():
         environment = Environment.objects.select_for_update().filter(key=spec.environment_id).first()
-        if (
-            environment is not None
-            and customer is not None
-            and environment.customer_id not in (None, customer.pk)
-        ):
+        if environment is not None and environment.customer_id != customer.pk:
             raise OrderInvalid({"environment_id": ["belongs to another customer."]})
         if spec.action == OrderAction.UPDATE:
             _check_domains_free(spec, environment)
         changes = order_plan(spec=spec, environment=environment)
         order = Order(
-            customer=customer or (environment.customer if environment else None),
+            customer=customer,
             created_by=user if getattr(user, "is_authenticated", False) else None,
             environment=environment,
             action=spec.action,

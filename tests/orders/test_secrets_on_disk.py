@@ -3,6 +3,7 @@ SIGKILLed in the middle of a deploy (its run folder is removed when a worker sta
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 import uuid
@@ -42,7 +43,9 @@ def files_to_search(since: float) -> list[Path]:
     found = []
     roots = {Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp"), Path.home() / ".ansible"}
     for root in [Path(settings.DATA_DIR), *roots]:
-        for path in root.rglob("*") if root.is_dir() else ():
+        # os.walk, not rglob: folders of other runs come and go while it walks.
+        every = (Path(top) / name for top, _, names in os.walk(root) for name in names)
+        for path in every:
             if (
                 path.name == "service.env"
                 or path.parts[2:3]

@@ -151,6 +151,14 @@ API = [
         lambda w: ORDER.format(env="acme-shop").replace("api.acme-shop", "www.acme-shop"),
         fmt="yaml",
     ),
+    # Tearing Acme's environment down is Acme's alone, as is every environment (it has an owner).
+    Row(
+        "POST",
+        "/api/orders/",
+        "401 409 409 400 409 400",
+        lambda w: 'action: delete\nenvironment_id: "acme-shop"\n',
+        fmt="yaml",
+    ),
     Row("GET", "/api/schema/", "200 200 200 200 200 200"),  # public, as documentation is
 ]
 
