@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,12 @@ from typing import Any
 import ansible_runner
 import yaml
 
-from provisioning.orders import conf
+from provisioning.orders import conf, targets
 
 log = logging.getLogger("provisioning.orders")
 
 PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
+LOCAL = targets.Target(name="local")
 
 
 class PlaybookFailed(Exception):
@@ -49,6 +51,7 @@ class PlaybookResult:
     rc: int
     failures: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)  # debug task messages, in order
+    unreachable: bool = False
 
     @property
     def ok(self) -> bool:
@@ -150,14 +153,38 @@ def run_playbook(
     *,
     ident: str,
     extravars: dict,
+    target: targets.Target = LOCAL,
     secrets: list[str] | None = None,
+    before: Callable[[targets.Connection | None], None] | None = None,
 ) -> PlaybookResult:
-    """Run playbook `name` with `extravars` as unsafe values; raise PlaybookFailed with the failed
-    tasks' messages (`secrets` are masked in them)."""
+    """Run playbook `name` on `target` with `extravars` as unsafe values; `before` runs first with
+    the run's connection. Raise HostUnreachable when the target cannot be reached, PlaybookFailed
+    with the failed tasks' messages (`secrets` are masked in them)."""
     run_dir = conf.runs_dir() / ident
     shutil.rmtree(run_dir, ignore_errors=True)  # a run that crashed before its cleanup
     run_dir.mkdir(parents=True, mode=0o700)
     lock = _lock(run_dir)
+    try:
+        with targets.connect(target, run_dir) as connection:
+            if before is not None:
+                before(connection)
+            result = _run(name, run_dir, extravars, target, connection)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        os.close(lock)
+    if result.unreachable:
+        raise targets.HostUnreachable(f"{target.describe()} cannot be reached over SSH")
+    if not result.ok:
+        reason = "; ".join(result.failures) or f"ansible ended {result.status} (rc {result.rc})"
+        reason = _scrub(reason, secrets)
+        log.warning("playbook %s (%s) failed: %s", name, ident, reason)
+        raise PlaybookFailed(reason)
+    return result
+
+
+def _run(
+    name: str, run_dir: Path, extravars: dict, target: targets.Target, connection: targets.Connection | None
+) -> PlaybookResult:
     tmp = run_dir / "tmp"
     tmp.mkdir(mode=0o700)
     vars_file = run_dir / "order-vars.yml"
@@ -169,50 +196,51 @@ def run_playbook(
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
         "ANSIBLE_LOCAL_TEMP": str(tmp),
-        "ANSIBLE_REMOTE_TEMP": str(tmp),
         "ANSIBLE_KEEP_REMOTE_FILES": "0",
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        "ANSIBLE_HOST_KEY_CHECKING": "1",
+        # No master connection that outlives the run (a host taken out must be seen as gone), and
+        # modules go through the pipe rather than temp files on the host.
+        "ANSIBLE_SSH_ARGS": "-o ControlMaster=no",
+        "ANSIBLE_PIPELINING": "1",
+        "ANSIBLE_TIMEOUT": "10",
     }
-    try:
-        runner = ansible_runner.run(
-            private_data_dir=str(run_dir),
-            playbook=str(PLAYBOOKS / name),
-            inventory="localhost ansible_connection=local",
-            cmdline=f"-e @{vars_file}",
-            envvars=envvars,
-            suppress_env_files=True,
-            quiet=True,
-            ident="run",
-        )
-        result = PlaybookResult(status=runner.status, rc=runner.rc or 0)
-        for event in runner.events:
-            kind = event.get("event")
-            data = event.get("event_data", {})
-            res = data.get("res") or {}
-            if kind == "runner_on_failed" and not data.get("ignore_errors"):
-                msg = res.get("msg") or res.get("stderr") or "failed"
-                result.failures.append(f"{data.get('task', '?')}: {str(msg)[:300]}")
-            elif kind == "runner_on_unreachable":
-                result.failures.append(f"{data.get('task', '?')}: host unreachable")
-            elif kind == "runner_on_ok" and data.get("task_action") in ("debug", "ansible.builtin.debug"):
-                result.messages.append(str(res.get("msg", "")))
-        if not result.failures and runner.rc:
-            # No task failed: ansible itself refused (syntax, a missing module); its last words say why.
-            result.failures.append(runner.stdout.read()[-600:].strip())
-    finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        os.close(lock)
-    if not result.ok:
-        reason = "; ".join(result.failures) or f"ansible ended {result.status} (rc {result.rc})"
-        reason = _scrub(reason, secrets)
-        log.warning("playbook %s (%s) failed: %s", name, ident, reason)
-        raise PlaybookFailed(reason)
+    if target.is_local:
+        envvars["ANSIBLE_REMOTE_TEMP"] = str(tmp)
+    else:
+        envvars.update(connection.env())
+    runner = ansible_runner.run(
+        private_data_dir=str(run_dir),
+        playbook=str(PLAYBOOKS / name),
+        inventory=targets.inventory(target, connection, sys.executable),
+        cmdline=f"-e @{vars_file}",
+        envvars=envvars,
+        suppress_env_files=True,
+        quiet=True,
+        ident="run",
+    )
+    result = PlaybookResult(status=runner.status, rc=runner.rc or 0)
+    for event in runner.events:
+        kind = event.get("event")
+        data = event.get("event_data", {})
+        res = data.get("res") or {}
+        if kind == "runner_on_failed" and not data.get("ignore_errors"):
+            msg = res.get("msg") or res.get("stderr") or "failed"
+            result.failures.append(f"{data.get('task', '?')}: {str(msg)[:300]}")
+        elif kind == "runner_on_unreachable":
+            result.unreachable = True
+            result.failures.append(f"{data.get('task', '?')}: host unreachable")
+        elif kind == "runner_on_ok" and data.get("task_action") in ("debug", "ansible.builtin.debug"):
+            result.messages.append(str(res.get("msg", "")))
+    if not result.failures and runner.rc:
+        # No task failed: ansible itself refused (syntax, a missing module); its last words say why.
+        result.failures.append(runner.stdout.read()[-600:].strip())
     return result
 
 
 def deploy_service(
     *,
     ident: str,
+    target: targets.Target = LOCAL,
     workdir: str,
     repository_url: str,
     version: str,
@@ -223,11 +251,19 @@ def deploy_service(
     secrets: list[str] | None = None,
 ) -> dict:
     """Deploy and check one service; answers {"pid": int, "commit": str}. The env file is written
-    here, not by Ansible, so that no secret passes through a run."""
-    write_env_file(workdir=workdir, content=env_file)
+    before the playbook, not by Ansible, so that no secret passes through a run."""
+
+    def write_env(connection: targets.Connection | None) -> None:
+        if target.is_local:
+            write_env_file(workdir=workdir, content=env_file)
+        else:
+            targets.write_remote_file(target, connection, f"{workdir}/service.env", env_file)
+
     result = run_playbook(
         "deploy_service.yml",
         ident=ident,
+        target=target,
+        before=write_env,
         extravars={
             "workdir": workdir,
             "repository_url": repository_url,
@@ -242,5 +278,19 @@ def deploy_service(
     return {"pid": int(deployed["pid"]), "commit": deployed.get("commit") or ""}
 
 
-def stop_service(*, ident: str, workdir: str) -> None:
-    run_playbook("stop_service.yml", ident=ident, extravars={"workdir": workdir})
+def stop_service(*, ident: str, workdir: str, target: targets.Target = LOCAL) -> None:
+    run_playbook("stop_service.yml", ident=ident, target=target, extravars={"workdir": workdir})
+
+
+def process_runs(*, ident: str, target: targets.Target, pid: int, workdir: str) -> bool:
+    """Whether `pid` runs on a remote target from the service's checkout (over SSH, no Ansible)."""
+    run_dir = conf.runs_dir() / ident
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True, mode=0o700)
+    lock = _lock(run_dir)
+    try:
+        with targets.connect(target, run_dir) as connection:
+            return targets.remote_process_runs(target, connection, pid, workdir)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        os.close(lock)

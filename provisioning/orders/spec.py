@@ -39,7 +39,7 @@ TEMPLATE_CHARACTERS = frozenset("{}%'\"`$")
 SCP_LIKE = re.compile(r"^(?P<user>[A-Za-z0-9_.-]+)@(?P<host>[A-Za-z0-9.-]+):(?P<path>[^:]+)$")
 # Names the deploy sets itself; an order may not shadow them with vault variables.
 RESERVED_VARIABLES = {"PORT", "SERVICE_ID", "SERVICE_PATH", "SERVICE_VERSION", "DATABASE_NAME"}
-RESERVED_VARIABLES |= {"DATABASE_USER", "DATABASE_PASSWORD", "PATH", "HOME"}
+RESERVED_VARIABLES |= {"DATABASE_USER", "DATABASE_PASSWORD", "PATH", "HOME", "HOST"}
 
 
 class OrderInvalid(ValidationError):
