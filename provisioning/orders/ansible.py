@@ -7,8 +7,8 @@ wall.
 
 No secret goes through Ansible at all: ansible-runner records the environment it was given in its
 artifacts (`artifacts/<ident>/command`), extra vars are on the command line, and module arguments are
-written into remote temp files. The service's env file is written by `write_env_file`, 0600, before the
-playbook starts the service.
+written into remote temp files. The service's env file is written 0600 by the worker itself (through
+ssh's standard input on a remote host) before the playbook starts the service.
 
 Each run gets a folder of its own (operation + service), created 0700 and removed when the run ends,
 whatever happens. While it runs, its process holds a lock on the folder's `.lock`: a folder whose lock
@@ -130,18 +130,6 @@ def remove_stale_runs() -> list[str]:
     return removed
 
 
-def write_env_file(*, workdir: str, content: str) -> None:
-    """The service's env file, 0600, replaced in one rename (a reader never sees half of it)."""
-    folder = Path(workdir)
-    folder.mkdir(parents=True, mode=0o700, exist_ok=True)
-    tmp = folder / ".service.env.new"
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(content)
-    os.replace(tmp, folder / "service.env")
-
-
 def _search_path() -> str:
     # The worker may run without the virtualenv on PATH: put the ansible-playbook installed beside
     # this Python first, as ansible-core is one of our dependencies.
@@ -254,10 +242,15 @@ def deploy_service(
     before the playbook, not by Ansible, so that no secret passes through a run."""
 
     def write_env(connection: targets.Connection | None) -> None:
-        if target.is_local:
-            write_env_file(workdir=workdir, content=env_file)
-        else:
-            targets.write_remote_file(target, connection, f"{workdir}/service.env", env_file)
+        path = f"{workdir}/home/service.env"
+        if not target.is_local:
+            targets.write_remote_file(target, connection, path, env_file)
+            return
+        owner = None
+        if target.service_user:
+            owner = targets.ensure_service_user(target.service_user, Path(workdir) / "home")
+        Path(workdir).mkdir(parents=True, mode=0o755, exist_ok=True)
+        targets.write_local_file(Path(path), env_file, owner=owner)
 
     result = run_playbook(
         "deploy_service.yml",
@@ -266,6 +259,7 @@ def deploy_service(
         before=write_env,
         extravars={
             "workdir": workdir,
+            "service_user": target.service_user,
             "repository_url": repository_url,
             "version": version,
             "port": port,

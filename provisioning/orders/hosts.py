@@ -3,9 +3,13 @@ register hosts in the admin (`DeployHost`); without any, services run on the bui
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
+from django.conf import settings
 from django.db import transaction
 
-from provisioning.orders import ansible, targets
+from provisioning.orders import ansible, conf, targets
 from provisioning.orders.choices import DeploymentStatus
 from provisioning.orders.models import DeployHost, ServiceDeployment
 from provisioning.services import ServiceError
@@ -15,7 +19,7 @@ def target_of(deployment: ServiceDeployment) -> targets.Target:
     """Where the deployment runs: its registered host, or the built-in local target."""
     host = deployment.host
     if host is None:
-        return ansible.LOCAL
+        return targets.Target(name=ansible.LOCAL.name, service_user=local_user_of(deployment))
     return targets.Target(
         name=host.name,
         address=host.address,
@@ -52,6 +56,39 @@ def host_choose(*, deployment: ServiceDeployment) -> DeployHost | None:
         ServiceDeployment.objects.filter(pk=deployment.pk).update(host_id=best)
         deployment.host = next(h for h in hosts if h.pk == best)
         return deployment.host
+
+
+def local_user_of(deployment: ServiceDeployment) -> str:
+    """The system user a service runs as on the local target: one per service, so that no service
+    reads another's files, env file or process environment."""
+    key = f"{deployment.environment.key}/{deployment.service_id}".encode()
+    return f"{conf.local_user_prefix()}{hashlib.sha256(key).hexdigest()[:12]}"
+
+
+def local_user_ensure(*, deployment: ServiceDeployment) -> None:
+    """Make the service's user on the local target; ServiceError says what to set up when it cannot.
+    DATA_DIR (secret key, database, vault key material) is closed to everybody but the worker's user
+    first: an older install may have made it readable."""
+    data_dir = Path(settings.DATA_DIR)
+    if data_dir.stat().st_mode & 0o077:
+        data_dir.chmod(0o700)
+    if Path(deployment.workdir).resolve().is_relative_to(data_dir.resolve()):
+        raise ServiceError(
+            f"Service {deployment.service_id} cannot run on the local target: its folder "
+            f"{deployment.workdir} is inside DATA_DIR, which its user must not reach. Set ORDERS_LOCAL_ROOT "
+            "to a folder outside DATA_DIR."
+        )
+    try:
+        targets.ensure_service_user(local_user_of(deployment), Path(deployment.workdir) / "home")
+    except targets.TargetUnavailable as exc:
+        raise ServiceError(
+            f"Service {deployment.service_id} cannot run on the local target: {exc.message}"
+        ) from exc
+
+
+def local_user_remove(*, deployment: ServiceDeployment) -> None:
+    if deployment.host_id is None:
+        targets.remove_service_user(local_user_of(deployment))
 
 
 def deploy_host_set_private_key(*, host: DeployHost, private_key: str) -> None:

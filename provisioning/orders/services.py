@@ -314,6 +314,8 @@ def deployment_allocate(*, deployment: ServiceDeployment) -> bool:
             root = Path(host.root)
         deployment.workdir = str(root / deployment.environment.key / deployment.service_id)
         changed = True
+    if deployment.host_id is None:
+        hosts.local_user_ensure(deployment=deployment)
     while deployment.port is None:
         taken = set(ServiceDeployment.objects.exclude(port=None).values_list("port", flat=True))
         deployment.port = _free_port(taken)
@@ -440,6 +442,7 @@ def deployment_retire(*, deployment: ServiceDeployment, ident: str) -> None:
     """Stop a service that is no longer ordered, remove its folder and its secrets, free its port."""
     if deployment.workdir:
         ansible.stop_service(ident=ident, workdir=deployment.workdir, target=hosts.target_of(deployment))
+    hosts.local_user_remove(deployment=deployment)
     deployment.vault.all().delete()
     _set_status(
         deployment,

@@ -18,6 +18,60 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+class TargetUnavailable(Exception):
+    """The local target cannot run services safely here; `message` says what to set up."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def ensure_service_user(name: str, home: Path) -> tuple[int, int]:
+    """The unprivileged system user `name` (and its group), made when missing: no login shell, no
+    password, home `home`. Answers (uid, gid). Needs root (to switch to it as well); without it
+    TargetUnavailable says what to set up."""
+    import grp
+    import pwd
+
+    if os.geteuid() != 0:
+        # Switching to the service's user needs root too: a user made by hand would not help.
+        raise TargetUnavailable(
+            f"the local target runs each service as a system user of its own ({name} here), and this "
+            f"worker runs as uid {os.geteuid()}, which can neither create that user nor switch to it. Run "
+            "the local worker as root (it creates the user and drops to it for the service alone), or "
+            "register a deploy host in the admin so that services run there."
+        )
+    try:
+        entry = pwd.getpwnam(name)
+        return entry.pw_uid, entry.pw_gid
+    except KeyError:
+        pass
+    made = subprocess.run(
+        ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", str(home)]
+        + ["--shell", "/usr/sbin/nologin", name],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if made.returncode not in (0, 9):  # 9: made meanwhile by another worker
+        raise TargetUnavailable(
+            f"the service's user {name} could not be created: {made.stderr.strip()[:200]}"
+        )
+    entry = pwd.getpwnam(name)
+    grp.getgrgid(entry.pw_gid)
+    return entry.pw_uid, entry.pw_gid
+
+
+def remove_service_user(name: str) -> None:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return
+    subprocess.run(["userdel", name], capture_output=True, timeout=30)
+
+
 class HostUnreachable(Exception):
     """The target host did not answer over SSH (down, sshd stopped, wrong key): worth a retry."""
 
@@ -38,6 +92,7 @@ class Target:
     private_key: str = ""  # a secret: never log it
     root: str = ""
     bind: str = "127.0.0.1"  # the address the services listen on, there
+    service_user: str = ""  # the local target: the system user of this one service
 
     @property
     def is_local(self) -> bool:
@@ -160,6 +215,21 @@ def ssh(
         reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no answer"]
         raise HostUnreachable(f"{target.describe()} cannot be reached over SSH: {reason[0][:200]}")
     return done
+
+
+def write_local_file(path: Path, content: str, *, owner: tuple[int, int] | None) -> None:
+    """A 0600 file owned by `owner` (uid, gid), replaced in one rename: a reader never sees half."""
+    path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+    if owner is not None:
+        os.chown(path.parent, *owner)
+    tmp = path.with_name(f".{path.name}.new")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        if owner is not None:
+            os.fchown(handle.fileno(), *owner)
+        handle.write(content)
+    os.replace(tmp, path)
 
 
 def write_remote_file(target: Target, connection: Connection, path: str, content: str) -> None:

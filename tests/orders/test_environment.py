@@ -121,12 +121,12 @@ def test_it_deploys_routes_redeploys_only_what_changed_and_removes_services(
 
     api, front = deployment("6"), deployment("8")
     assert running(api.pid) and running(front.pid) and api.port != front.port
-    env_file = Path(api.workdir) / "service.env"
+    env_file = Path(api.workdir) / "home" / "service.env"
     assert env_file.stat().st_mode & 0o777 == 0o600
     secrets = [vault.decrypt(v.ciphertext) for v in VaultVariable.objects.all()]
     assert len(secrets) == 7  # 3 standard per service + JWT_SECRET
     assert all(
-        secret in env_file.read_text() or secret in (Path(front.workdir) / "service.env").read_text()
+        secret in env_file.read_text() or secret in (Path(front.workdir) / "home" / "service.env").read_text()
         for secret in secrets
     )
     assert all(

@@ -75,7 +75,7 @@ def assert_no_vault_value_on_disk(since: float) -> int:
         searched += 1
         for value in values:
             assert value.encode() not in data, f"a vault value is in {path}"
-    env_file = Path(ServiceDeployment.objects.get().workdir) / "service.env"
+    env_file = Path(ServiceDeployment.objects.get().workdir) / "home" / "service.env"
     assert all(value in env_file.read_text() for value in values)
     assert env_file.stat().st_mode & 0o777 == 0o600
     return searched

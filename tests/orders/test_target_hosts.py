@@ -82,7 +82,7 @@ def test_services_go_to_the_hosts_with_room_and_answer_through_the_proxy(
     assert auth.host.name == first.name and core.host.name == second.name
     assert first.runs_here(auth.pid) and second.runs_here(core.pid)
     assert Path(auth.workdir).is_relative_to(first.root) and Path(core.workdir).is_relative_to(second.root)
-    env_file = Path(core.workdir) / "service.env"
+    env_file = Path(core.workdir) / "home" / "service.env"
     assert env_file.stat().st_mode & 0o777 == 0o600 and "HOST='0.0.0.0'" in env_file.read_text()
     # nginx, on this side, reaches each service at its host's address.
     assert through_proxy(f"api.{env}.example.com", "/core/x")["name"] == "core"
