@@ -430,3 +430,33 @@ def parse_order(text: bytes | str) -> OrderSpec:
     if errors.by_path:
         raise OrderInvalid(errors.by_path)
     return OrderSpec(action=action, environment_id=env_id, domains=spec["domains"], services=spec["services"])
+
+
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def locate(text: str, path: str) -> int | None:
+    """The 1-based line of the field `path` (`api.services[1].repository.url`) in the order's text,
+    or of the nearest mapping above it that exists; None when the text is no YAML mapping. For
+    showing each error where it is."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    line = node.start_mark.line + 1
+    for key, index in _STEP.findall(path):
+        child = None
+        if key and isinstance(node, yaml.MappingNode):
+            for name, value in node.value:
+                if isinstance(name, yaml.ScalarNode) and name.value == key:
+                    child, line = value, name.start_mark.line + 1
+                    break
+        elif index and isinstance(node, yaml.SequenceNode) and int(index) < len(node.value):
+            child = node.value[int(index)]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
