@@ -16,7 +16,7 @@ class OrderForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false", "class": "code"}),
         help_text="Paste the order here, or upload the file below.",
     )
-    file = forms.FileField(label="Or upload order.yml", required=False)
+    file = forms.FileField(label="Or upload the file", required=False)
 
     def order_text(self) -> str:
         upload = self.cleaned_data.get("file")

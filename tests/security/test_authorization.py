@@ -279,6 +279,39 @@ PAGES = [
         fmt="form",
         page=True,
     ),
+    # Environment orders: everyone with a customer checks and orders for their own; Acme's
+    # environment is Acme's (its users are told an order of it runs), hostmasters see every one.
+    Row("GET", "/orders/new/", "302 200 200 200 200 200", page=True),
+    Row(
+        "POST",
+        "/orders/new/",
+        "302 200 200 200 200 200",
+        lambda w: {"text": ORDER.format(env="new-env"), "check": "1"},
+        fmt="form",
+        page=True,
+    ),
+    Row(
+        "POST",
+        "/orders/new/",
+        "302 409 409 400 409 400",
+        lambda w: {"text": ORDER.format(env="acme-shop"), "confirm": "1", "token": "t"},
+        fmt="form",
+        page=True,
+    ),
+    Row("GET", "/orders/{w.order.pk}/", "302 200 200 404 200 200", page=True),
+    Row("GET", "/orders/{w.order.pk}/live/", "302 200 200 404 200 200", page=True),
+    Row("GET", "/orders/environments/{w.order.environment.key}/", "302 200 200 404 200 200", page=True),
+    Row(
+        "GET", "/orders/environments/{w.order.environment.key}/delete/", "302 200 200 404 200 200", page=True
+    ),
+    Row(
+        "POST",
+        "/orders/environments/{w.order.environment.key}/delete/",
+        "302 409 409 404 409 409",
+        lambda w: {},
+        fmt="form",
+        page=True,
+    ),
 ]
 
 
