@@ -301,11 +301,26 @@ def _free_port(taken: set[int]) -> int:
     raise ServiceError(f"no free port left in {low}-{high}.")
 
 
+def _under(path: str, root: Path) -> bool:
+    return Path(path).resolve().is_relative_to(root.resolve())
+
+
 def deployment_allocate(*, deployment: ServiceDeployment) -> bool:
     """Task 2: a host, a port and a working folder, only what is missing: a re-run keeps what was
     chosen. Answers whether anything was allocated. Two environments allocating at once collide on
     the unique port; the loser retries."""
     changed = False
+    if (
+        deployment.host_id is None
+        and deployment.workdir
+        and not _under(deployment.workdir, conf.environments_dir())
+    ):
+        # Deployed before the local target ran services as users of their own, inside DATA_DIR: stop
+        # it there and remove that folder (its env file included); it is deployed again in its place.
+        ansible.stop_service(ident=f"move-{deployment.pk}", workdir=deployment.workdir)
+        _set_status(
+            deployment, DeploymentStatus.PENDING, "moves to the local target's folder", pid=None, workdir=""
+        )
     if not deployment.workdir:
         host = deployment.host if deployment.host_id else hosts.host_choose(deployment=deployment)
         if host is None:

@@ -179,3 +179,33 @@ def _children(pid: int) -> list[int]:
         return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
+
+
+def test_a_service_deployed_inside_data_dir_before_moves_to_the_local_targets_folder(owner):
+    from provisioning.orders import hosts, services
+    from provisioning.orders.models import Environment
+
+    environment = Environment.objects.create(key="old-env", customer=owner[0].memberships.get().customer)
+    old = Path(settings.DATA_DIR) / "orders" / "environments" / "old-env" / "api"
+    (old / "app").mkdir(parents=True)
+    (old / "service.env").write_text("DATABASE_PASSWORD='from-before'\n")
+    deployment = ServiceDeployment.objects.create(
+        environment=environment,
+        service_id="api",
+        section="api",
+        path="/",
+        repository_url="https://git.example.com/a",
+        type="python",
+        workdir=str(old),
+        port=21555,
+        status="deployed",
+    )
+    try:
+        services.deployment_allocate(deployment=deployment)
+        deployment.refresh_from_db()
+        assert deployment.workdir == str(conf.environments_dir() / "old-env" / "api")
+        assert deployment.status == "pending" and deployment.pid is None
+        assert not old.exists(), "the old folder (and its env file) is removed"
+        assert pwd.getpwnam(hosts.local_user_of(deployment)).pw_dir == deployment.workdir + "/home"
+    finally:
+        hosts.local_user_remove(deployment=deployment)
