@@ -165,11 +165,12 @@ def connect(target: Target, run_dir: Path) -> Iterator[Connection | None]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=_die_with_parent,  # a worker killed mid-run leaves no agent holding the key
     )
     try:
         _wait_for(Path(socket), agent)
         added = subprocess.run(
-            ["ssh-add", "-q", "-"],
+            ["ssh-add", "-q", "-t", "3600", "-"],  # and the agent forgets it within the hour anyway
             input=target.private_key.encode(),
             env={**os.environ, "SSH_AUTH_SOCK": socket},
             capture_output=True,
@@ -184,6 +185,13 @@ def connect(target: Target, run_dir: Path) -> Iterator[Connection | None]:
         except ProcessLookupError:
             pass
         agent.wait(timeout=10)
+
+
+def _die_with_parent() -> None:
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _wait_for(socket: Path, agent: subprocess.Popen) -> None:
