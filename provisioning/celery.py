@@ -14,6 +14,15 @@ app.autodiscover_tasks()
 app.steps["consumer"].add(WorkerHeartbeat)
 
 
+@signals.worker_init.connect
+def _remove_stale_runs(**kwargs) -> None:
+    # A worker killed mid-playbook leaves its run folder behind; the step may never run again.
+    # Folders of runs still alive in another worker on this machine hold a lock and are kept.
+    from provisioning.orders import ansible
+
+    ansible.remove_stale_runs()
+
+
 @signals.task_prerun.connect
 def _bind_operation(task_id=None, task=None, args=None, **kwargs) -> None:
     # The engine's tasks take the operation id first: every line the task logs names it, Celery's own

@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/", include("provisioning.applications.api.urls")),
     path("api/", include("provisioning.orders.api.urls")),
     path("applications/", include("provisioning.applications.urls")),
+    path("orders/", include("provisioning.orders.urls")),
     path("", include("images.urls")),
     path("bookings/", include("bookings.urls")),
     path("", include("provisioning.web_urls")),

@@ -20,6 +20,7 @@ import pytest
 from django.conf import settings
 
 from tests.fixtures.actors import api_actor
+from tests.fixtures.orders import TEST_SETTINGS, stop_deployed_services
 
 ROOT = Path(__file__).resolve().parent.parent
 # A pytest run started by a test (tests/chaos) keeps its logs apart, so that it never wipes the
@@ -211,6 +212,9 @@ def worker_env(request, django_db_setup) -> dict[str, str]:
             "PYTHONPATH": str(ROOT),
         }
     )
+    # Services that any test's worker deploys on the local target go to the tests' folder, as the
+    # tests' system users (removed when the session's worker stops), never to the machine's default.
+    env.update({name: TEST_SETTINGS[name] for name in ("ORDERS_LOCAL_ROOT", "ORDERS_LOCAL_USER_PREFIX")})
     return env
 
 
@@ -222,6 +226,7 @@ def _session_worker(real_services, worker_env, tmp_path_factory):
     worker = WorkerProcess(worker_env, logdir).start()
     yield worker
     worker.stop()
+    stop_deployed_services(Path(TEST_SETTINGS["ORDERS_LOCAL_ROOT"]))
 
 
 @pytest.fixture

@@ -3,9 +3,58 @@ never shown: a service lists the names of its variables only."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 
-from provisioning.orders.models import Environment, Order, ServiceDeployment
+from provisioning.orders import hosts
+from provisioning.orders.models import DeployHost, Environment, Order, ServiceDeployment
+
+
+@admin.register(DeployHost)
+class DeployHostAdmin(admin.ModelAdmin):
+    """Target hosts. The private key is write-only: pasted once, stored encrypted, never shown."""
+
+    class Form(forms.ModelForm):
+        private_key = forms.CharField(
+            required=False,
+            widget=forms.PasswordInput(render_value=False),
+            strip=False,
+            help_text="write-only: the OpenSSH private key the worker logs in with; leave empty to keep",
+        )
+
+        class Meta:
+            model = DeployHost
+            fields = [
+                "name",
+                "address",
+                "ssh_port",
+                "user",
+                "host_key",
+                "root",
+                "capacity",
+                "labels",
+                "enabled",
+            ]
+
+        def clean_private_key(self) -> str:
+            key = self.cleaned_data.get("private_key", "").replace("\r\n", "\n").strip()
+            if key and not (key.startswith("-----BEGIN ") and "PRIVATE KEY-----" in key):
+                raise forms.ValidationError("not an OpenSSH or PEM private key.")
+            return key
+
+    form = Form
+    list_display = ["name", "address", "ssh_port", "user", "capacity", "enabled", "has_private_key"]
+    list_filter = ["enabled"]
+    search_fields = ["name", "address"]
+
+    @admin.display(boolean=True)
+    def has_private_key(self, obj: DeployHost) -> bool:
+        return obj.has_private_key
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        if form.cleaned_data.get("private_key"):
+            hosts.deploy_host_set_private_key(host=obj, private_key=form.cleaned_data["private_key"])
 
 
 class ServiceDeploymentInline(admin.TabularInline):
@@ -57,12 +106,23 @@ class OrderAdmin(admin.ModelAdmin):
 
 @admin.register(ServiceDeployment)
 class ServiceDeploymentAdmin(admin.ModelAdmin):
-    list_display = ["service_id", "environment", "section", "path", "version", "status", "port", "ordered"]
-    list_filter = ["status", "section", "type", "ordered"]
+    list_display = [
+        "service_id",
+        "environment",
+        "section",
+        "path",
+        "version",
+        "status",
+        "host",
+        "port",
+        "ordered",
+    ]
+    list_filter = ["status", "section", "type", "ordered", "host"]
     search_fields = ["service_id", "environment__key", "repository_url"]
-    list_select_related = ["environment"]
+    list_select_related = ["environment", "host"]
     readonly_fields = [
         "environment",
+        "host",
         "service_id",
         "section",
         "path",

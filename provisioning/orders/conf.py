@@ -26,8 +26,14 @@ def orders_dir() -> Path:
 
 
 def environments_dir() -> Path:
-    """Working folders of deployed services: <environment>/<service id>/."""
-    return orders_dir() / "environments"
+    """Working folders of the services on the local target: <environment>/<service id>/. Outside
+    DATA_DIR: the services' own users must reach their folders, and nothing of DATA_DIR."""
+    return Path(_value("ORDERS_LOCAL_ROOT", "/var/lib/provisioning-services"))
+
+
+def local_user_prefix() -> str:
+    """Names of the system users the local target runs services as start with it."""
+    return _value("ORDERS_LOCAL_USER_PREFIX", "pvs-")
 
 
 def runs_dir() -> Path:

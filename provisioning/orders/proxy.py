@@ -37,6 +37,7 @@ class Route:
     domains: tuple[str, ...]
     path: str
     port: int
+    address: str = "127.0.0.1"  # the host the service runs on (a registered host's address)
 
 
 def main_config(prefix: Path, sites: Path) -> str:
@@ -80,9 +81,13 @@ def site_path(environment: str) -> Path:
     return conf.nginx_prefix() / "sites" / f"env-{environment}.conf"
 
 
+def _upstream(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
 def _location(route: Route) -> str:
     body = (
-        f"        proxy_pass http://127.0.0.1:{route.port};\n"
+        f"        proxy_pass http://{_upstream(route.address)}:{route.port};\n"
         "        proxy_set_header Host $host;\n"
         "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
         "        proxy_set_header X-Forwarded-Proto $scheme;\n"

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import shutil
 
-from provisioning.orders import ansible, conf, proxy, services
+from provisioning.orders import ansible, conf, proxy, services, targets
 from provisioning.orders.choices import DeploymentStatus
 from provisioning.orders.models import Environment, Order, ServiceDeployment
 from provisioning.saga import Done, RetryPolicy, Saga, Step, StepFailed
+from provisioning.services import ServiceError
 
 
 def _order(ctx) -> Order:
@@ -20,7 +21,9 @@ def _order(ctx) -> Order:
 
 
 def _deployments(environment: Environment, *, ordered: bool):
-    qs = environment.deployments.select_related("environment").exclude(status=DeploymentStatus.REMOVED)
+    qs = environment.deployments.select_related("environment", "host").exclude(
+        status=DeploymentStatus.REMOVED
+    )
     return list(qs.filter(ordered=ordered).order_by("section", "path"))
 
 
@@ -34,7 +37,7 @@ def _retire(ctx, deployments: list) -> list[str]:
         try:
             with ctx.keep_alive():
                 services.deployment_retire(deployment=d, ident=_ident(ctx, d))
-        except ansible.PlaybookFailed as exc:
+        except (ansible.PlaybookFailed, targets.HostUnreachable) as exc:
             raise StepFailed(f"Service {d.service_id} could not be stopped: {exc.message}") from exc
     return [d.service_id for d in deployments]
 
@@ -55,11 +58,14 @@ class AllocateResources(Step):
 
     def run(self, ctx) -> Done:
         environment = _order(ctx).environment
-        allocated = [
-            d.service_id
-            for d in _deployments(environment, ordered=True)
-            if services.deployment_allocate(deployment=d)
-        ]
+        try:
+            allocated = [
+                d.service_id
+                for d in _deployments(environment, ordered=True)
+                if services.deployment_allocate(deployment=d)
+            ]
+        except ServiceError as exc:
+            raise StepFailed(exc.message) from exc
         return Done({"allocated": allocated})
 
 
@@ -79,25 +85,47 @@ class DeployServices(Step):
     title = "Deploy services"
     weight = 4
     heartbeat_timeout = 30.0  # keep_alive beats every 5 s while ansible runs
+    # A host that does not answer is tried again (it may be rebooting); a playbook that fails is not.
     retry = RetryPolicy(max_attempts=3, backoff=2.0)
 
     def run(self, ctx) -> Done:
         environment = _order(ctx).environment
-        deployed, failures = [], []
-        for d in _deployments(environment, ordered=True):
+        ordered = _deployments(environment, ordered=True)
+        if "running_before" not in ctx.data:
+            # What ran before this order: the rest is this order's to undo if the step fails for good.
+            ctx.save(running_before=[d.service_id for d in ordered if d.status == DeploymentStatus.DEPLOYED])
+        deployed, failures, unreachable = [], [], []
+        for d in ordered:
             try:
                 with ctx.keep_alive():
                     if services.deployment_deploy(deployment=d, ident=_ident(ctx, d)):
                         deployed.append(d.service_id)
             except ansible.PlaybookFailed as exc:
                 failures.append(f"service {d.service_id}: {exc.message}")
+            except targets.HostUnreachable as exc:
+                unreachable.append(f"service {d.service_id}: {exc.message}")
+        if unreachable and not failures and ctx.attempt < self.retry.max_attempts:
+            raise targets.HostUnreachable("; ".join(unreachable))  # the engine retries after a backoff
+        failures += unreachable
         if failures:
+            self._undo(ctx, environment, "; ".join(failures))
             raise StepFailed(
                 "Deploying failed for " + "; ".join(failures) + ". Fix the service or the order and send "
                 "the order again: services already deployed are kept.",
                 detail="\n".join(failures),
             )
         return Done({"deployed": deployed})
+
+    def _undo(self, ctx, environment: Environment, reason: str) -> None:
+        """Stop what this order deployed before the step fails for good (the engine compensates the
+        finished steps only, and this one will not have finished)."""
+        before = set(ctx.data.get("running_before", []))
+        for d in _deployments(environment, ordered=True):
+            if d.service_id not in before:
+                with ctx.keep_alive():
+                    services.deployment_undo(
+                        deployment=d, ident=f"{_ident(ctx, d)}-undo", reason=f"not deployed: {reason}"[:500]
+                    )
 
 
 class UpdateProxyRoutes(Step):

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from provisioning.choices import OperationState
 from provisioning.models import Customer, Operation
-from provisioning.orders import ansible, conf, proxy, vault
+from provisioning.orders import ansible, conf, hosts, proxy, targets, vault
 from provisioning.orders.choices import (
     DeploymentStatus,
     EnvironmentState,
@@ -40,9 +40,12 @@ LIVE = [s for s in DeploymentStatus.values if s != DeploymentStatus.REMOVED]
 
 def process_alive(deployment: ServiceDeployment) -> bool:
     """The tracked pid runs, and from this service's checkout (a pid reused by another process after
-    a reboot does not count)."""
+    a reboot does not count). On a remote host the records are taken as they are here (no network
+    I/O: this runs inside transactions); the deploy step looks over SSH."""
     if not deployment.pid or not deployment.workdir:
         return False
+    if deployment.host_id is not None:
+        return deployment.status == DeploymentStatus.DEPLOYED
     try:
         cwd = os.readlink(f"/proc/{deployment.pid}/cwd")
     except OSError:
@@ -59,8 +62,10 @@ def needs_deploy(deployment: ServiceDeployment) -> bool:
 
 
 def routes_of(environment: Environment) -> list[proxy.Route]:
-    deployments = environment.deployments.filter(ordered=True, port__isnull=False).exclude(
-        status=DeploymentStatus.REMOVED
+    deployments = (
+        environment.deployments.filter(ordered=True, port__isnull=False)
+        .exclude(status=DeploymentStatus.REMOVED)
+        .select_related("host")
     )
     return [
         proxy.Route(
@@ -68,6 +73,7 @@ def routes_of(environment: Environment) -> list[proxy.Route]:
             domains=tuple(environment.domains.get(d.section, [])),
             path=d.path,
             port=d.port,
+            address=d.host.address if d.host_id else "127.0.0.1",
         )
         for d in deployments
         if environment.domains.get(d.section)
@@ -147,26 +153,23 @@ def _check_domains_free(spec: OrderSpec, environment: Environment | None) -> Non
         raise OrderInvalid(errors)
 
 
-def order_create(
-    *, text: bytes | str, customer: Customer | None = None, user=None, dry_run: bool = False
-) -> Order:
-    """Validate and store an order and start its workflow (on commit). With `dry_run`, answer an
-    unsaved Order whose `changes` say what would happen. Raises OrderInvalid naming every bad field,
-    Conflict while another order of the environment runs."""
+def order_create(*, text: bytes | str, customer: Customer, user=None, dry_run: bool = False) -> Order:
+    """Validate and store an order of `customer` and start its workflow (on commit). A new
+    environment belongs to the customer who ordered it; only that customer orders it again. With
+    `dry_run`, answer an unsaved Order whose `changes` say what would happen. Raises OrderInvalid
+    naming every bad field, Conflict while another order of the environment runs."""
+    if customer is None or customer.pk is None:
+        raise ServiceError("An order is placed for a customer: name the customer it is for.")
     spec = parse_order(text)
     with transaction.atomic():
         environment = Environment.objects.select_for_update().filter(key=spec.environment_id).first()
-        if (
-            environment is not None
-            and customer is not None
-            and environment.customer_id not in (None, customer.pk)
-        ):
+        if environment is not None and environment.customer_id != customer.pk:
             raise OrderInvalid({"environment_id": ["belongs to another customer."]})
         if spec.action == OrderAction.UPDATE:
             _check_domains_free(spec, environment)
         changes = order_plan(spec=spec, environment=environment)
         order = Order(
-            customer=customer or (environment.customer if environment else None),
+            customer=customer,
             created_by=user if getattr(user, "is_authenticated", False) else None,
             environment=environment,
             action=spec.action,
@@ -298,13 +301,36 @@ def _free_port(taken: set[int]) -> int:
     raise ServiceError(f"no free port left in {low}-{high}.")
 
 
+def _under(path: str, root: Path) -> bool:
+    return Path(path).resolve().is_relative_to(root.resolve())
+
+
 def deployment_allocate(*, deployment: ServiceDeployment) -> bool:
-    """Task 2: a port and a working folder, only what is missing. Answers whether anything was
-    allocated. Two environments allocating at once collide on the unique port; the loser retries."""
+    """Task 2: a host, a port and a working folder, only what is missing: a re-run keeps what was
+    chosen. Answers whether anything was allocated. Two environments allocating at once collide on
+    the unique port; the loser retries."""
     changed = False
+    if (
+        deployment.host_id is None
+        and deployment.workdir
+        and not _under(deployment.workdir, conf.environments_dir())
+    ):
+        # Deployed before the local target ran services as users of their own, inside DATA_DIR: stop
+        # it there and remove that folder (its env file included); it is deployed again in its place.
+        ansible.stop_service(ident=f"move-{deployment.pk}", workdir=deployment.workdir)
+        _set_status(
+            deployment, DeploymentStatus.PENDING, "moves to the local target's folder", pid=None, workdir=""
+        )
     if not deployment.workdir:
-        deployment.workdir = str(conf.environments_dir() / deployment.environment.key / deployment.service_id)
+        host = deployment.host if deployment.host_id else hosts.host_choose(deployment=deployment)
+        if host is None:
+            root = conf.environments_dir()
+        else:
+            root = Path(host.root)
+        deployment.workdir = str(root / deployment.environment.key / deployment.service_id)
         changed = True
+    if deployment.host_id is None:
+        hosts.local_user_ensure(deployment=deployment)
     while deployment.port is None:
         taken = set(ServiceDeployment.objects.exclude(port=None).values_list("port", flat=True))
         deployment.port = _free_port(taken)
@@ -336,18 +362,21 @@ def vault_ensure(*, deployment: ServiceDeployment) -> int:
     return created
 
 
-def _env_file(deployment: ServiceDeployment) -> str:
+def _env_file(deployment: ServiceDeployment) -> tuple[str, list[str]]:
     # Values are generated by vault.generate (url-safe characters), so single quotes are enough.
     lines = {
+        "HOST": hosts.target_of(deployment).bind,
         "PORT": str(deployment.port),
         "SERVICE_ID": deployment.service_id,
         "SERVICE_PATH": deployment.path,
         "SERVICE_VERSION": deployment.version,
     }
     wanted = {*vault.STANDARD_VARIABLES, *deployment.variables}
+    secrets = []
     for variable in deployment.vault.filter(name__in=wanted):
         lines[variable.name] = vault.decrypt(variable.ciphertext)
-    return "".join(f"{name}='{value}'\n" for name, value in lines.items())
+        secrets.append(lines[variable.name])
+    return "".join(f"{name}='{value}'\n" for name, value in lines.items()), secrets
 
 
 def _set_status(deployment: ServiceDeployment, status: str, message: str, **fields) -> None:
@@ -360,27 +389,38 @@ def _set_status(deployment: ServiceDeployment, status: str, message: str, **fiel
 def deployment_deploy(*, deployment: ServiceDeployment, ident: str) -> bool:
     """Task 4 for one service: deploy it when what runs differs from what is ordered. Answers whether
     it was deployed; raises ansible.PlaybookFailed after marking the service failed."""
+    target = hosts.target_of(deployment)
     if not needs_deploy(deployment):
-        return False
-    _set_status(deployment, DeploymentStatus.DEPLOYING, f"deploying version {deployment.version}")
+        if target.is_local or ansible.process_runs(
+            ident=ident, target=target, pid=deployment.pid, workdir=deployment.workdir
+        ):
+            return False
+    where = "" if target.is_local else f" on {target.describe()}"
+    _set_status(deployment, DeploymentStatus.DEPLOYING, f"deploying version {deployment.version}{where}")
+    env_file, secrets = _env_file(deployment)
     try:
         result = ansible.deploy_service(
             ident=ident,
+            target=target,
             workdir=deployment.workdir,
             repository_url=deployment.repository_url,
             version=deployment.version,
             port=deployment.port,
             health_path=deployment.path,
             command=COMMANDS[deployment.type],
-            env_file=_env_file(deployment),
+            env_file=env_file,
+            secrets=secrets,
         )
     except ansible.PlaybookFailed as exc:
+        _set_status(deployment, DeploymentStatus.FAILED, exc.message)
+        raise
+    except targets.HostUnreachable as exc:
         _set_status(deployment, DeploymentStatus.FAILED, exc.message)
         raise
     _set_status(
         deployment,
         DeploymentStatus.DEPLOYED,
-        f"version {deployment.version} ({result['commit'][:12]}) answers on port {deployment.port}",
+        f"version {deployment.version} ({result['commit'][:12]}) answers on port {deployment.port}{where}",
         pid=result["pid"],
         deployed_commit=result["commit"],
         deployed_spec=deployment.desired_spec(),
@@ -401,10 +441,23 @@ def proxy_update(*, environment: Environment, remove: bool = False) -> bool:
     return changed
 
 
+def deployment_undo(*, deployment: ServiceDeployment, ident: str, reason: str) -> None:
+    """Compensation of a deploy that failed for good: a service this order put on a host is stopped
+    and its folder removed there, so that nothing is left half deployed. A host that cannot be
+    reached has nothing of it running (its deploy is what failed)."""
+    if deployment.workdir and deployment.pid:
+        try:
+            ansible.stop_service(ident=ident, workdir=deployment.workdir, target=hosts.target_of(deployment))
+        except targets.HostUnreachable:
+            pass
+    _set_status(deployment, DeploymentStatus.FAILED, reason, pid=None, deployed_spec={})
+
+
 def deployment_retire(*, deployment: ServiceDeployment, ident: str) -> None:
     """Stop a service that is no longer ordered, remove its folder and its secrets, free its port."""
     if deployment.workdir:
-        ansible.stop_service(ident=ident, workdir=deployment.workdir)
+        ansible.stop_service(ident=ident, workdir=deployment.workdir, target=hosts.target_of(deployment))
+    hosts.local_user_remove(deployment=deployment)
     deployment.vault.all().delete()
     _set_status(
         deployment,

@@ -33,10 +33,13 @@ PATH = re.compile(r"^/(?:[A-Za-z0-9_~-][A-Za-z0-9._~-]*(?:/[A-Za-z0-9_~-][A-Za-z
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 ROLE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 VARIABLE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+# Characters that Jinja, a shell or a YAML quote would read as syntax: never part of an order's URLs,
+# refs, paths or ids, whatever else the field's own pattern allows.
+TEMPLATE_CHARACTERS = frozenset("{}%'\"`$")
 SCP_LIKE = re.compile(r"^(?P<user>[A-Za-z0-9_.-]+)@(?P<host>[A-Za-z0-9.-]+):(?P<path>[^:]+)$")
 # Names the deploy sets itself; an order may not shadow them with vault variables.
 RESERVED_VARIABLES = {"PORT", "SERVICE_ID", "SERVICE_PATH", "SERVICE_VERSION", "DATABASE_NAME"}
-RESERVED_VARIABLES |= {"DATABASE_USER", "DATABASE_PASSWORD", "PATH", "HOME"}
+RESERVED_VARIABLES |= {"DATABASE_USER", "DATABASE_PASSWORD", "PATH", "HOME", "HOST"}
 
 
 class OrderInvalid(ValidationError):
@@ -155,6 +158,9 @@ def _ident(value: Any, path: str, errors: _Errors, what: str) -> str | None:
         errors.add(path, f"must be a {what}: a string of letters, digits, '-' or '_'.")
         return None
     text = str(value)
+    if template_characters(text):
+        errors.add(path, template_characters(text))
+        return None
     if not IDENT.match(text):
         errors.add(path, f"{text[:80]!r} is not a valid {what}: 1-63 letters, digits, '-' or '_'.")
         return None
@@ -172,11 +178,21 @@ def validate_domain(value: Any) -> str | None:
     """An error message for a bad host name, or None."""
     if not isinstance(value, str):
         return "must be a host name."
+    if template_characters(value):
+        return template_characters(value)
     name = value.lower().rstrip(".")
     if len(name) > 253 or "." not in name:
         return f"{value[:80]!r} is not a fully qualified host name."
     if not all(LABEL.match(label) for label in name.split(".")):
         return f"{value[:80]!r} is not a valid host name: letters, digits and '-' between dots."
+    return None
+
+
+def template_characters(value: str) -> str | None:
+    """An error message when `value` holds template or quoting syntax, or None."""
+    found = sorted({ch for ch in value if ch in TEMPLATE_CHARACTERS})
+    if found:
+        return f"must not contain {' '.join(repr(ch) for ch in found)}: order values are data, not templates."
     return None
 
 
@@ -191,6 +207,9 @@ def validate_repository_url(value: Any) -> str | None:
         return "is longer than 500 characters."
     if any(ch.isspace() or ord(ch) < 32 or ch == "\\" for ch in value) or value.startswith("-"):
         return "must not contain spaces, control characters, backslashes or start with '-'."
+    problem = template_characters(value)
+    if problem:
+        return problem
     schemes = conf.repository_schemes()
     scp = SCP_LIKE.match(value)
     if scp and "://" not in value:
@@ -224,6 +243,8 @@ def validate_service_path(value: Any) -> str | None:
         return "must be a URL path starting with '/'."
     if len(value) > 200:
         return "is longer than 200 characters."
+    if template_characters(value):
+        return template_characters(value)
     if "%" in value or ".." in value or "//" in value or not PATH.match(value.rstrip("/") or "/"):
         return f"{value[:80]!r} is not a clean URL path: '/', or '/' and segments of letters, digits, '.-_~'."
     return None
@@ -237,7 +258,9 @@ def _list_of(value: Any, path: str, errors: _Errors, pattern: re.Pattern, what: 
         return ()
     out: list[str] = []
     for i, item in enumerate(value):
-        if not isinstance(item, str) or not pattern.match(item):
+        if isinstance(item, str) and template_characters(item):
+            errors.add(f"{path}[{i}]", template_characters(item))
+        elif not isinstance(item, str) or not pattern.match(item):
             errors.add(f"{path}[{i}]", f"{str(item)[:80]!r} is not a valid {what[:-1]}.")
         elif item in out:
             errors.add(f"{path}[{i}]", f"{item!r} is listed twice.")
@@ -280,7 +303,9 @@ def _service(data: Any, section: str, path: str, errors: _Errors) -> ServiceSpec
             raw_version = repo.get("version", "HEAD")
             if isinstance(raw_version, int | float) and not isinstance(raw_version, bool):
                 raw_version = str(raw_version)
-            if not isinstance(raw_version, str) or not VERSION.match(raw_version) or ".." in raw_version:
+            if isinstance(raw_version, str) and template_characters(raw_version):
+                errors.add(f"{path}.repository.version", template_characters(raw_version))
+            elif not isinstance(raw_version, str) or not VERSION.match(raw_version) or ".." in raw_version:
                 errors.add(
                     f"{path}.repository.version",
                     "must be a branch, tag or commit: letters, digits and '._/-', no '..'.",
@@ -405,3 +430,33 @@ def parse_order(text: bytes | str) -> OrderSpec:
     if errors.by_path:
         raise OrderInvalid(errors.by_path)
     return OrderSpec(action=action, environment_id=env_id, domains=spec["domains"], services=spec["services"])
+
+
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def locate(text: str, path: str) -> int | None:
+    """The 1-based line of the field `path` (`api.services[1].repository.url`) in the order's text,
+    or of the nearest mapping above it that exists; None when the text is no YAML mapping. For
+    showing each error where it is."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    line = node.start_mark.line + 1
+    for key, index in _STEP.findall(path):
+        child = None
+        if key and isinstance(node, yaml.MappingNode):
+            for name, value in node.value:
+                if isinstance(name, yaml.ScalarNode) and name.value == key:
+                    child, line = value, name.start_mark.line + 1
+                    break
+        elif index and isinstance(node, yaml.SequenceNode) and int(index) < len(node.value):
+            child = node.value[int(index)]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line

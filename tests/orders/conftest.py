@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.fixtures.hosts import target_hosts  # noqa: F401 (fixture)
 from tests.fixtures.orders import (  # noqa: F401 (fixtures)
     ServiceRepo,
     leave_no_service,

@@ -64,11 +64,11 @@ front:
     return text
 
 
-def process(tmp_path: Path, text: str, *extra: str) -> str:
+def process(tmp_path: Path, text: str, *extra: str, customer: str = "Acme") -> str:
     path = tmp_path / f"order-{uuid.uuid4().hex[:6]}.yml"
     path.write_text(text)
     out = io.StringIO()
-    call_command("process_order", str(path), *extra, stdout=out)
+    call_command("process_order", str(path), "--customer", customer, *extra, stdout=out)
     return out.getvalue()
 
 
@@ -121,12 +121,12 @@ def test_it_deploys_routes_redeploys_only_what_changed_and_removes_services(
 
     api, front = deployment("6"), deployment("8")
     assert running(api.pid) and running(front.pid) and api.port != front.port
-    env_file = Path(api.workdir) / "service.env"
+    env_file = Path(api.workdir) / "home" / "service.env"
     assert env_file.stat().st_mode & 0o777 == 0o600
     secrets = [vault.decrypt(v.ciphertext) for v in VaultVariable.objects.all()]
     assert len(secrets) == 7  # 3 standard per service + JWT_SECRET
     assert all(
-        secret in env_file.read_text() or secret in (Path(front.workdir) / "service.env").read_text()
+        secret in env_file.read_text() or secret in (Path(front.workdir) / "home" / "service.env").read_text()
         for secret in secrets
     )
     assert all(
@@ -167,8 +167,7 @@ def test_it_deploys_routes_redeploys_only_what_changed_and_removes_services(
 
     # No vault value in any log, run folder or API answer (service 8's secrets included).
     last = Order.objects.order_by("-id").first()
-    last.customer = owner[0].memberships.get().customer
-    last.save(update_fields=["customer"])
+    assert last.customer == owner[0].memberships.get().customer
     answer = owner[1].get(f"/api/orders/{last.pk}/")
     assert answer.status_code == 200 and answer.json()["services"][0]["status"] == "deployed"
     haystacks = {"api answer": answer.content.decode(), "command output": output + again + shown}
@@ -193,14 +192,16 @@ def test_it_deploys_routes_redeploys_only_what_changed_and_removes_services(
     delete = tmp_path / "delete.yml"
     delete.write_text(f'action: delete\nenvironment_id: "{env}"\n')
     out = io.StringIO()
-    call_command("process_order", str(delete), stdout=out)
+    call_command("process_order", str(delete), "--customer", "Acme", stdout=out)
     assert not running(api.pid) and not proxy.site_path(env).exists()
     assert Environment.objects.get(key=env).state == EnvironmentState.DELETED
     assert not VaultVariable.objects.exists()
     assert through_proxy(api_domain, "/core")[0] == 404
 
 
-def test_it_fails_with_the_reason_when_a_service_does_not_deploy(orders_worker, service_repo, tmp_path):
+def test_it_fails_with_the_reason_when_a_service_does_not_deploy(
+    orders_worker, service_repo, tmp_path, owner
+):
     api_repo = service_repo("api", "v1")
     env = f"env-{uuid.uuid4().hex[:6]}"
     text = order_yaml(env, f"api.{env}.example.com", "", api_repo, None, api_version="v9", with_front=False)

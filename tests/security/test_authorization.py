@@ -151,6 +151,14 @@ API = [
         lambda w: ORDER.format(env="acme-shop").replace("api.acme-shop", "www.acme-shop"),
         fmt="yaml",
     ),
+    # Tearing Acme's environment down is Acme's alone, as is every environment (it has an owner).
+    Row(
+        "POST",
+        "/api/orders/",
+        "401 409 409 400 409 400",
+        lambda w: 'action: delete\nenvironment_id: "acme-shop"\n',
+        fmt="yaml",
+    ),
     Row("GET", "/api/schema/", "200 200 200 200 200 200"),  # public, as documentation is
 ]
 
@@ -268,6 +276,39 @@ PAGES = [
         "/applications/requests/{w.request.pk}/decision/",
         "302 403 403 404 302 302",
         lambda w: {"approved": "false", "comment": "no"},
+        fmt="form",
+        page=True,
+    ),
+    # Environment orders: everyone with a customer checks and orders for their own; Acme's
+    # environment is Acme's (its users are told an order of it runs), hostmasters see every one.
+    Row("GET", "/orders/new/", "302 200 200 200 200 200", page=True),
+    Row(
+        "POST",
+        "/orders/new/",
+        "302 200 200 200 200 200",
+        lambda w: {"text": ORDER.format(env="new-env"), "check": "1"},
+        fmt="form",
+        page=True,
+    ),
+    Row(
+        "POST",
+        "/orders/new/",
+        "302 409 409 400 409 400",
+        lambda w: {"text": ORDER.format(env="acme-shop"), "confirm": "1", "token": "t"},
+        fmt="form",
+        page=True,
+    ),
+    Row("GET", "/orders/{w.order.pk}/", "302 200 200 404 200 200", page=True),
+    Row("GET", "/orders/{w.order.pk}/live/", "302 200 200 404 200 200", page=True),
+    Row("GET", "/orders/environments/{w.order.environment.key}/", "302 200 200 404 200 200", page=True),
+    Row(
+        "GET", "/orders/environments/{w.order.environment.key}/delete/", "302 200 200 404 200 200", page=True
+    ),
+    Row(
+        "POST",
+        "/orders/environments/{w.order.environment.key}/delete/",
+        "302 409 409 404 409 409",
+        lambda w: {},
         fmt="form",
         page=True,
     ),

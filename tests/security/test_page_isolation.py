@@ -157,6 +157,8 @@ OBJECTS: dict[str, Callable[[Tenant], list]] = {
     "bookings/items/": lambda t: [t.domain.pk, t.server.pk],
     "reservations/": lambda t: [t.reservation.pk],
     "applications/requests/": lambda t: [t.request.pk],
+    "orders/": lambda t: [t.order.pk],
+    "orders/environments/": lambda t: [t.order.environment.key],
 }
 STEPS: dict[str, list[str]] = {
     "bookings/new/": [name for name, _title in BOOKING_STEPS],

@@ -17,6 +17,7 @@ from tests.applications.conftest import (  # noqa: F401
     requester,
     team,
 )
+from tests.fixtures.orders import orders_settings, orders_worker, service_repo  # noqa: F401
 from tests.images.conftest import no_local_instance_left  # noqa: F401
 
 

@@ -1,5 +1,6 @@
-"""python manage.py process_order PATH [--dry-run]: validate an order.yml, show what changes, process
-it with progress per task and per service, and exit 0 on success, non-zero with the reason."""
+"""python manage.py process_order PATH --customer NAME [--dry-run]: validate an order.yml of a customer,
+show what changes, process it with progress per task and per service, and exit 0 on success, non-zero
+with the reason. The environment belongs to that customer; another customer's is refused."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from provisioning.models import Operation
+from provisioning.models import Customer, Operation
 from provisioning.orders import services
 from provisioning.orders.models import Order, ServiceDeployment
 from provisioning.orders.spec import MAX_BYTES, OrderInvalid
@@ -20,13 +21,22 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("path", help="the order file, or - for standard input")
+        parser.add_argument(
+            "--customer", required=True, help="the customer the environment belongs to (by name)"
+        )
         parser.add_argument("--dry-run", action="store_true", help="validate and show the changes only")
         parser.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for the end")
 
-    def handle(self, *args, path: str, dry_run: bool, timeout: float, **options) -> None:
+    def handle(self, *args, path: str, customer: str, dry_run: bool, timeout: float, **options) -> None:
+        owner = Customer.objects.filter(name=customer.strip()).first()
+        if owner is None:
+            raise CommandError(
+                f"There is no customer {customer.strip()!r}: the environment must belong to one. Create it "
+                f"with `manage.py create_api_user USERNAME --customer {customer.strip()!r}`, or check the name."
+            )
         text = self._read(path)
         try:
-            order = services.order_create(text=text, dry_run=True)
+            order = services.order_create(text=text, customer=owner, dry_run=True)
         except OrderInvalid as exc:
             lines = [f"  {field}: {msg}" for field, msgs in exc.errors.items() for msg in msgs]
             raise CommandError("The order is refused:\n" + "\n".join(lines)) from None
@@ -35,7 +45,7 @@ class Command(BaseCommand):
             self.stdout.write("Dry run: nothing was changed.")
             return
         try:
-            order = services.order_create(text=text)
+            order = services.order_create(text=text, customer=owner)
         except OrderInvalid as exc:
             lines = [f"  {field}: {msg}" for field, msgs in exc.errors.items() for msg in msgs]
             raise CommandError("The order is refused:\n" + "\n".join(lines)) from None
