@@ -35,7 +35,10 @@ def test_it_creates_the_bucket_with_its_index_page_in_the_region_the_authorizer_
     request_id = submitted["request"]["id"]
     assert submitted["operation"]["id"] == submitted["request"]["operation"]
     waiting = wait_state(request_id, "awaiting_decision").pk
-    shown = get(requester[1], waiting)
+    # The request reaches "awaiting decision" with the step; its instructions come with the wait.
+    shown = wait_until(
+        lambda: (answer := get(requester[1], waiting))["instructions"] and answer, 20, what="instructions"
+    )
     assert shown["waiting"]["for"] == "ada"
     assert shown["waiting"]["until"] == shown["decision_deadline"]
     assert "ada must approve" in shown["instructions"]
