@@ -130,6 +130,8 @@ class Provider(ABC):
         """Every region this provider launches into."""
 
     architectures: tuple[str, ...] = ("x86_64", "aarch64")
+    # The most bytes of cloud-config the provider hands a machine (EC2's user data); None: no limit.
+    user_data_limit: int | None = None
 
     def validate_manifest(self, manifest: dict) -> dict[str, list[str]]:
         """What this provider cannot build or launch of a manifest, as errors keyed by field path
