@@ -211,6 +211,10 @@ def parse_public_key(text: str):
         raise ValueError("is empty.")
     if "PRIVATE KEY" in text:
         raise ValueError("is a private key: send only the public key (the .pub file); never a private one.")
+    # One line, no control characters: a key goes into authorized_keys as one line, and a line break
+    # in its comment would add a line (another key, options) of the sender's choosing.
+    if len(text.splitlines()) > 1 or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError("must be one line (a line break or control character was found in it).")
     try:
         key = serialization.load_ssh_public_key(text.encode())
     except UnsupportedAlgorithm:

@@ -164,11 +164,11 @@ def _check_paths(files: list[dict], users: list[dict], add) -> None:
             if other.startswith(path + "/"):
                 add(f"customizations.files[{i}].path", f"is the folder of files[{j}] ({other}).")
     for path, i in seen.items():
-        if path == RECORDS or path.startswith(RECORDS + "/"):
+        if path.startswith(RECORDS + "/") or (RECORDS + "/").startswith(path + "/"):
             add(f"customizations.files[{i}].path", f"is where the build keeps its own records ({RECORDS}).")
         for user in users:
-            home = f"/home/{user['name']}/.ssh"
-            if user.get("ssh_key") and (path == home or path.startswith(home + "/")):
+            ssh = f"/home/{user['name']}/.ssh"
+            if user.get("ssh_key") and (path.startswith(ssh + "/") or (ssh + "/").startswith(path + "/")):
                 add(f"customizations.files[{i}].path", f"is where {user['name']}'s ssh_key goes.")
 
 
