@@ -61,12 +61,14 @@ manifests = st.fixed_dictionaries(
                 ),
             }
         ),
-        "target": st.just({"provider": "local", "regions": ["local-1"]}),
+        "target": st.sampled_from(
+            [{"provider": "local", "regions": ["local-1"]}, {"provider": "aws", "regions": ["eu-west-1"]}]
+        ),
     }
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(manifest=manifests, build_ref=st.from_regex(r"build-[0-9a-f-]{36}", fullmatch=True))
 def test_every_manifest_the_api_accepts_makes_a_cloud_config_cloud_init_takes(
     cloud_init_schema, manifest, build_ref
