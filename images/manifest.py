@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from provisioning.providers import PROVIDER_NAMES, provider_class
+from provisioning.providers import PROVIDER_NAMES, cloud_config, provider_class
 from provisioning.providers.base import parse_public_key
 
 Errors = dict[str, list[str]]
@@ -124,6 +124,15 @@ def validate_manifest(data: Any) -> tuple[dict, Errors]:
             for path, messages in provider_class(provider)(None).validate_manifest(clean).items():
                 for message in messages:
                     check.add(f"manifest.{path}", message)
+    if not check.errors:
+        # Only a manifest that is right field by field makes a cloud-config worth checking.
+        found = cloud_config.problems(clean)
+        limit = provider_class(clean["target"]["provider"]).user_data_limit
+        if not found and limit:
+            found = cloud_config.user_data_problems(clean, limit=limit)
+        for path, messages in found.items():
+            for message in messages:
+                check.add(f"manifest.{path}", message)
     return clean, check.errors
 
 

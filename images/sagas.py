@@ -173,7 +173,7 @@ class WaitUntilReady(Step):
         interval = _clock(ctx, "poll_interval")
         window_end = time.monotonic() + POLL_WINDOW
         while True:
-            waiting = []
+            waiting, ready = [], {}
             for region in ctx.data["regions"]:
                 try:
                     status = provider.describe_build(region=region, image_id=ctx.data[f"image:{region}"])
@@ -184,7 +184,11 @@ class WaitUntilReady(Step):
                         f"The image build failed in {region}: {status.message}. "
                         "Check the manifest (packages, customizations) and submit it again."
                     )
-                if status.state != BuildState.READY:
+                if status.state == BuildState.READY:
+                    # A provider that builds on a builder instance names the build by it until the
+                    # image exists: what is launched is the image it answers with once ready.
+                    ready[f"image:{region}"] = status.image_id or ctx.data[f"image:{region}"]
+                else:
                     waiting.append(region)
                     if time.time() >= deadline:
                         raise StepTimedOut(
@@ -193,7 +197,7 @@ class WaitUntilReady(Step):
                             "launched. Submit it again later."
                         )
             if not waiting:
-                return Done({"image_ready": True})
+                return Done({"image_ready": True, **ready})
             if time.monotonic() >= window_end:
                 return RetryAfter(interval, reason="the image is still building")
             _pause(ctx, min(interval, max(0.0, deadline - time.time())))

@@ -29,7 +29,13 @@ ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS_DIR") or ROOT / "test-artifacts"
 
 pytest_plugins = [
     name
-    for name in ("tests.fixtures.aws", "tests.fixtures.dns", "tests.fixtures.nginx", "tests.fixtures.web")
+    for name in (
+        "tests.fixtures.aws",
+        "tests.fixtures.cloud_init",
+        "tests.fixtures.dns",
+        "tests.fixtures.nginx",
+        "tests.fixtures.web",
+    )
     if (ROOT / (name.replace(".", "/") + ".py")).exists()
 ]
 

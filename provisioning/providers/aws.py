@@ -11,7 +11,6 @@ a hostmaster marked `operator_managed` may name a profile of the machine or use 
 
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Any
 
@@ -22,10 +21,10 @@ from botocore.configprovider import ConstantProvider
 from botocore.credentials import CredentialResolver
 from botocore.exceptions import BotoCoreError, ClientError
 
+from provisioning.providers import aws_build, cloud_config
 from provisioning.providers.base import (
     TAG_BUILD,
     TAG_TOKEN,
-    BuildState,
     BuildStatus,
     Instance,
     InstanceState,
@@ -171,6 +170,7 @@ class AwsProvider(Provider):
         "c5.large",
     )
     default_instance_type = "t3.micro"
+    user_data_limit = 16384
 
     def __init__(self, account: dict[str, Any] | None = None, *, fault: str = "") -> None:
         super().__init__(account, fault=fault)
@@ -191,56 +191,55 @@ class AwsProvider(Provider):
     # --- images ----------------------------------------------------------------------------------
 
     def start_build(self, *, region: str, build_ref: str, name: str, manifest: dict) -> str:
+        """Launch the builder (see aws_build.py); the id answered names the build until its AMI exists."""
         self._call("start_build")
         ec2 = self.ec2(region)
-        # AMI names are unique per account and region: the name carries the build reference, so a
-        # repeated call finds the image it registered before instead of registering a second one.
-        ami_name = f"{name[:80]}-{build_ref}"
-        try:
-            found = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [ami_name]}])
-            if found["Images"]:
-                return found["Images"][0]["ImageId"]
-            checksum = hashlib.sha256(repr(sorted(manifest.items())).encode()).hexdigest()[:16]
-            image_id = ec2.register_image(
-                Name=ami_name,
-                Description=f"{manifest.get('distribution', '')} built by provisioning ({checksum})"[:255],
-                Architecture=ARCHITECTURES.get(manifest.get("architecture", ""), "x86_64"),
-                RootDeviceName="/dev/xvda",
-                VirtualizationType="hvm",
-                BlockDeviceMappings=[
-                    {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 10, "VolumeType": "gp3"}}
-                ],
-            )["ImageId"]
-            ec2.create_tags(Resources=[image_id], Tags=_tag_list({TAG_BUILD: build_ref, "Name": name[:255]}))
-            return image_id
-        except ClientError as exc:
-            raise _error(exc, "register the image") from exc
+        architecture = ARCHITECTURES.get(manifest.get("architecture", ""), "x86_64")
+        existing = aws_build.images_of(ec2, build_ref) or aws_build.builders(ec2, build_ref, aws_build.LIVE)
+        base = "" if existing else self._base_image(ec2, manifest, architecture)
+        return aws_build.start(
+            ec2,
+            build_ref=build_ref,
+            name=name,
+            architecture=architecture,
+            base_image=base,
+            user_data=cloud_config.user_data(manifest, build_ref=build_ref),
+            tags=self._build_tags(build_ref, name),
+        )
+
+    def _base_image(self, ec2, manifest: dict, architecture: str) -> str:
+        from django.conf import settings
+
+        override = getattr(settings, "AWS_BASE_IMAGES", None) or os.environ.get("AWS_BASE_IMAGES", "")
+        return aws_build.find_base_image(
+            ec2,
+            distribution=manifest.get("distribution", ""),
+            architecture=architecture,
+            images=aws_build.base_images(override),
+        )
+
+    @staticmethod
+    def _build_tags(build_ref: str, name: str = "") -> dict[str, str]:
+        return {TAG_BUILD: build_ref, "Name": (name or build_ref)[:255]}
 
     def describe_build(self, *, region: str, image_id: str) -> BuildStatus:
+        """One look at the build, taking its next step (stop the builder, CreateImage, terminate it)
+        once the last one is done: READY answers the AMI's id."""
         self._call("describe_build")
-        try:
-            images = self.ec2(region).describe_images(ImageIds=[image_id])["Images"]
-        except ClientError as exc:
-            if _code(exc).startswith("InvalidAMIID"):
-                return BuildStatus(BuildState.FAILED, image_id, "the image does not exist (deregistered?)")
-            raise _error(exc, "describe the image") from exc
-        if not images:
-            return BuildStatus(BuildState.FAILED, image_id, "the image does not exist (deregistered?)")
-        state = images[0].get("State", "pending")
-        if state == "available":
-            return BuildStatus(BuildState.READY, image_id)
-        if state in ("failed", "error", "invalid", "deregistered", "disabled"):
-            reason = images[0].get("StateReason", {}).get("Message", state)
-            return BuildStatus(BuildState.FAILED, image_id, reason)
-        return BuildStatus(BuildState.BUILDING, image_id, state)
+        ec2 = self.ec2(region)
+        build_ref = aws_build.build_ref_of(ec2, image_id)
+        return aws_build.advance(
+            ec2,
+            handle=image_id,
+            build_ref=build_ref,
+            ami_name=f"provisioning-{build_ref}",
+            tags=self._build_tags(build_ref),
+        )
 
     def delete_image(self, *, region: str, image_id: str) -> None:
+        """Remove the build: its builder, its AMI and the AMI's snapshots."""
         self._call("delete_image")
-        try:
-            self.ec2(region).deregister_image(ImageId=image_id)
-        except ClientError as exc:
-            if not _code(exc).startswith("InvalidAMIID"):
-                raise _error(exc, "deregister the image") from exc
+        aws_build.remove(self.ec2(region), handle=image_id)
 
     # --- keys ------------------------------------------------------------------------------------
 

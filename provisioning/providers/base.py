@@ -130,6 +130,8 @@ class Provider(ABC):
         """Every region this provider launches into."""
 
     architectures: tuple[str, ...] = ("x86_64", "aarch64")
+    # The most bytes of cloud-config the provider hands a machine (EC2's user data); None: no limit.
+    user_data_limit: int | None = None
 
     def validate_manifest(self, manifest: dict) -> dict[str, list[str]]:
         """What this provider cannot build or launch of a manifest, as errors keyed by field path
@@ -209,6 +211,10 @@ def parse_public_key(text: str):
         raise ValueError("is empty.")
     if "PRIVATE KEY" in text:
         raise ValueError("is a private key: send only the public key (the .pub file); never a private one.")
+    # One line, no control characters: a key goes into authorized_keys as one line, and a line break
+    # in its comment would add a line (another key, options) of the sender's choosing.
+    if len(text.splitlines()) > 1 or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError("must be one line (a line break or control character was found in it).")
     try:
         key = serialization.load_ssh_public_key(text.encode())
     except UnsupportedAlgorithm:

@@ -2,16 +2,19 @@
 
 Everything lives under one folder (settings.LOCAL_PROVIDER_DIR), one sub-folder per region:
 
-    <region>/images/<image id>.tar.gz   the artifact (manifest, packages, customizations, SHA256SUMS)
+    <region>/images/<image id>/         the image: a root folder built from the manifest's
+                                        cloud-config (see artifacts.py)
     <region>/images/<image id>.json     the build: when it is ready
     <region>/keys/<name>.json           imported public keys
     <region>/tokens/<token>.json        the instance ids a client token launched (idempotency)
     <region>/instances/<id>.json        what the instance was launched with
+    <region>/instances/<id>.disk/       the instance's copy of its image, made when it first starts
     <region>/instances/<id>.pid|.port   written by the running instance
     <region>/instances/<id>.terminated  terminate's mark: the instance exits when it sees it
 
-An instance is `python local_instance.py <record>`: it verifies its image's artifact, listens on a
-free loopback port and answers GET /health with its instance id, image id and authorized keys. It
+An instance is `python local_instance.py <record>`: it verifies its image, starts from a copy of it,
+listens on a free loopback port and answers GET /health with what its copy carries (files with their
+checksums and modes, users and their keys, packages) and its instance and image ids. It
 runs in a session of its own, so a worker that dies (SIGKILL) does not take it along, and it exits by
 itself once it is terminated or its folder is gone. `stop_running` stops every instance without
 terminating it and `start_stopped` starts them again (a worker calls them at shutdown and at start);
@@ -24,6 +27,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,7 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from provisioning.providers import artifacts
+from provisioning.providers import artifacts, cloud_config
 from provisioning.providers.base import (
     TAG_BUILD,
     TAG_TOKEN,
@@ -140,15 +144,20 @@ class LocalProvider(Provider):
 
     def _image_paths(self, region: str, image_id: str) -> tuple[Path, Path]:
         folder = self._region(region) / "images"
-        return folder / f"{image_id}.tar.gz", folder / f"{image_id}.json"
+        return folder / image_id, folder / f"{image_id}.json"
 
     def start_build(self, *, region: str, build_ref: str, name: str, manifest: dict) -> str:
         self._call("start_build")
         image_id = f"limg-{_digest(region, build_ref)}"
-        archive, record = self._image_paths(region, image_id)
+        folder, record = self._image_paths(region, image_id)
         if _read_json(record) is not None:
             return image_id  # started before: the same build
-        checksum = artifacts.write_archive(archive, image_id=image_id, name=name, manifest=manifest)
+        try:
+            checksum = artifacts.write_image(
+                folder, user_data=cloud_config.user_data(manifest, build_ref=build_ref)
+            )
+        except (ValueError, OSError) as exc:
+            raise ProviderError(f"local: the image cannot be built: {exc}", retryable=False) from exc
         _write_json(
             record,
             {
@@ -164,7 +173,7 @@ class LocalProvider(Provider):
 
     def describe_build(self, *, region: str, image_id: str) -> BuildStatus:
         self._call("describe_build")
-        archive, record = self._image_paths(region, image_id)
+        folder, record = self._image_paths(region, image_id)
         build = _read_json(record)
         if build is None:
             return BuildStatus(BuildState.FAILED, image_id, "the image does not exist (deleted?)")
@@ -172,15 +181,16 @@ class LocalProvider(Provider):
             left = build["ready_at"] - time.time()
             return BuildStatus(BuildState.BUILDING, image_id, f"building, about {left:.0f} s left")
         try:
-            artifacts.read_archive(archive)
+            artifacts.verify_image(folder)
         except ValueError as exc:
             return BuildStatus(BuildState.FAILED, image_id, str(exc))
         return BuildStatus(BuildState.READY, image_id)
 
     def delete_image(self, *, region: str, image_id: str) -> None:
         self._call("delete_image")
-        for path in self._image_paths(region, image_id):
-            path.unlink(missing_ok=True)
+        folder, record = self._image_paths(region, image_id)
+        record.unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
     def image_exists(self, *, region: str, image_id: str) -> bool:
         return all(p.exists() for p in self._image_paths(region, image_id))
@@ -239,7 +249,7 @@ class LocalProvider(Provider):
         self._call("launch_instances")
         region = request.region
         archive, _ = self._image_paths(region, request.image_id)
-        if not archive.exists():
+        if not archive.is_dir():
             raise ProviderError(f"there is no image {request.image_id} in {region}", retryable=False)
         keys = [self._key_material(region, request.key_name)] if request.key_name else []
         tokens = self._region(region) / "tokens"
@@ -274,7 +284,7 @@ class LocalProvider(Provider):
                     "id": instance_id,
                     "region": region,
                     "image_id": request.image_id,
-                    "archive": str(archive),
+                    "image": str(archive),
                     "instance_type": request.instance_type,
                     "key_name": request.key_name,
                     "authorized_keys": keys,
@@ -378,6 +388,7 @@ class LocalProvider(Provider):
             # The mark first: an instance that has not written its pid yet exits when it sees it.
             (folder / f"{instance_id}.terminated").touch()
             _stop_process(folder, instance_id)
+            shutil.rmtree(folder / f"{instance_id}.disk", ignore_errors=True)  # a terminated disk goes
 
     # --- the whole folder ------------------------------------------------------------------------
 

@@ -2,9 +2,10 @@
 
 Standard library only (it must not start Django). It forks into a session of its own and returns at
 once, so that it is nobody's child: the worker that launched it may die without taking it along. The
-instance then verifies its image's artifact, boots (a configurable pause), listens on a free loopback
-port and answers GET /health. It exits when it is terminated (SIGTERM, or the `.terminated` mark) or
-when its record disappears (its folder was removed), so no instance outlives its provider folder.
+instance then verifies its image and starts from a copy of it (`<id>.disk`, made once: a restart keeps
+it), boots (a configurable pause), listens on a free loopback port and answers GET /health with what
+its disk carries. It exits when it is terminated (SIGTERM, or the `.terminated` mark) or when its
+record disappears (its folder was removed), so no instance outlives its provider folder.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -49,18 +51,25 @@ def main(record_path: Path) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
 
+    artifacts = _load_artifacts()
+    disk = folder / f"{instance_id}.disk"
     try:
-        manifest = _load_artifacts().read_archive(Path(record["archive"]))
-    except ValueError as exc:
+        if not disk.is_dir():
+            # A machine starts from a copy of its image, made once: a restart keeps its disk.
+            image = Path(record.get("image") or record.get("archive", ""))
+            if image.name != record["image_id"]:
+                raise ValueError(f"{image.name} is not the image {record['image_id']}")
+            artifacts.verify_image(image)
+            tmp = folder / f".{instance_id}.disk.{os.getpid()}"
+            shutil.copytree(image, tmp, symlinks=True)
+            os.replace(tmp, disk)
+        carried = artifacts.describe_root(disk / "root")
+    except (ValueError, OSError) as exc:
         print(f"{instance_id}: cannot start from its image: {exc}", flush=True)
         sys.exit(1)
-    if manifest.get("image_id") != record["image_id"]:
-        print(f"{instance_id}: the artifact is of image {manifest.get('image_id')}", flush=True)
-        sys.exit(1)
     keys = list(record.get("authorized_keys", []))
-    for user in manifest.get("customizations", {}).get("users", []):
-        if user.get("ssh_key"):
-            keys.append(user["ssh_key"])
+    for user in carried["users"]:
+        keys.extend(k for k in user["authorized_keys"] if k not in keys)
 
     boot_until = time.monotonic() + float(record.get("boot_seconds", 0))
     while time.monotonic() < boot_until:
@@ -75,7 +84,7 @@ def main(record_path: Path) -> None:
         "region": record["region"],
         "instance_type": record["instance_type"],
         "authorized_keys": keys,
-        "packages": manifest.get("packages", []),
+        **carried,
         "started_at": time.time(),
     }
 

@@ -1,9 +1,13 @@
 """The AWS provider against a moto server on loopback: boto3 stays real and talks HTTP to it."""
 
+import base64
+import time
+
 import pytest
 
-from provisioning.providers import BuildState, InstanceState, LaunchRequest
-from provisioning.providers.base import TAG_CUSTOMER, TAG_RESERVATION, TAG_TOKEN
+from images.manifest import validate_manifest
+from provisioning.providers import BuildState, InstanceState, LaunchRequest, ProviderError, cloud_config
+from provisioning.providers.base import TAG_BUILD, TAG_CUSTOMER, TAG_RESERVATION, TAG_TOKEN
 from tests.providers.conftest import MANIFEST, ssh_public_key
 
 REGION = "eu-central-1"
@@ -21,13 +25,81 @@ def request(image_id: str, key_name: str, token: str = "tok-aws-1", count: int =
     )
 
 
-def test_it_registers_an_image_once_per_build_and_deregisters_it(aws):
-    image_id = aws.start_build(region=REGION, build_ref="build-0001", name="web", manifest=MANIFEST)
+def built(aws, build_ref: str, name: str = "web", region: str = REGION) -> str:
+    """Start a build and look at it until it is ready (MotoBuilders says the builder finished)."""
+    handle = aws.start_build(region=region, build_ref=build_ref, name=name, manifest=MANIFEST)
+    for _ in range(100):
+        status = aws.describe_build(region=region, image_id=handle)
+        assert status.state != BuildState.FAILED, status
+        if status.state == BuildState.READY:
+            return status.image_id
+        time.sleep(0.1)
+    raise AssertionError(f"the build was not ready: {status}")
+
+
+def test_it_builds_on_one_builder_with_the_cloud_config_and_leaves_one_tagged_ami(aws):
+    ec2 = aws.ec2(REGION)
+    handle = aws.start_build(region=REGION, build_ref="build-0001", name="web", manifest=MANIFEST)
+    assert handle.startswith("i-")
+    assert aws.start_build(region=REGION, build_ref="build-0001", name="web", manifest=MANIFEST) == handle
+    user_data = ec2.describe_instance_attribute(InstanceId=handle, Attribute="userData")["UserData"]["Value"]
+    assert base64.b64decode(user_data).decode() == cloud_config.user_data(
+        validate_manifest({**MANIFEST, "target": {"provider": "aws", "regions": [REGION]}})[0],
+        build_ref="build-0001",
+    )
+    [builder] = builders(ec2, "build-0001")
+    base = ec2.describe_images(ImageIds=[builder["ImageId"]])["Images"][0]
+    assert base["Name"] == "fedora-41-base-x86_64"
+
+    image_id = built(aws, "build-0001")
+    assert image_id.startswith("ami-")
     assert aws.start_build(region=REGION, build_ref="build-0001", name="web", manifest=MANIFEST) == image_id
-    assert aws.describe_build(region=REGION, image_id=image_id).state == BuildState.READY
+    assert [b["State"]["Name"] for b in builders(ec2, "build-0001")] in (["terminated"], ["shutting-down"])
+    [image] = ec2.describe_images(
+        Owners=["self"], Filters=[{"Name": f"tag:{TAG_BUILD}", "Values": ["build-0001"]}]
+    )["Images"]
+    assert (image["ImageId"], image["State"]) == (image_id, "available")
+    snapshots = [m["Ebs"]["SnapshotId"] for m in image["BlockDeviceMappings"] if "Ebs" in m]
+    [snapshot] = ec2.describe_snapshots(SnapshotIds=snapshots)["Snapshots"]
+    assert {t["Key"]: t["Value"] for t in snapshot["Tags"]}[TAG_BUILD] == "build-0001"
+
     aws.delete_image(region=REGION, image_id=image_id)
     aws.delete_image(region=REGION, image_id=image_id)  # gone already: no error
-    assert aws.describe_build(region=REGION, image_id=image_id).state == BuildState.FAILED
+    assert (
+        ec2.describe_images(
+            Owners=["self"], Filters=[{"Name": f"tag:{TAG_BUILD}", "Values": ["build-0001"]}]
+        )["Images"]
+        == []
+    )
+    assert ec2.describe_snapshots(Filters=[{"Name": "snapshot-id", "Values": snapshots}])["Snapshots"] == []
+
+
+def test_a_builder_that_stops_before_it_finished_fails_the_build_and_removing_it_leaves_nothing(aws):
+    ec2 = aws.ec2(REGION)
+    handle = aws.start_build(region=REGION, build_ref="build-0003", name="stuck-web", manifest=MANIFEST)
+    assert aws.describe_build(region=REGION, image_id=handle).state == BuildState.BUILDING
+    ec2.stop_instances(InstanceIds=[handle])  # it shut itself down: cloud-init never said it finished
+    status = aws.describe_build(region=REGION, image_id=handle)
+    assert (status.state, status.message) == (
+        BuildState.FAILED,
+        "the builder stopped before the build finished",
+    )
+    aws.delete_image(region=REGION, image_id=handle)
+    assert [b["State"]["Name"] for b in builders(ec2, "build-0003")] in (["terminated"], ["shutting-down"])
+
+
+def test_a_base_image_that_cannot_be_found_is_a_permanent_error_naming_the_setting(aws, settings):
+    settings.AWS_BASE_IMAGES = "fedora-41=self:no-such-image-*"
+    with pytest.raises(ProviderError) as caught:
+        aws.start_build(region=REGION, build_ref="build-0004", name="web", manifest=MANIFEST)
+    assert not caught.value.retryable
+    assert "AWS_BASE_IMAGES" in caught.value.message
+    assert builders(aws.ec2(REGION), "build-0004") == []
+
+
+def builders(ec2, build_ref: str) -> list[dict]:
+    reply = ec2.describe_instances(Filters=[{"Name": f"tag:{TAG_BUILD}", "Values": [build_ref]}])
+    return [i for r in reply["Reservations"] for i in r["Instances"]]
 
 
 @pytest.mark.parametrize("kind", ["rsa", "ed25519"])
@@ -43,7 +115,7 @@ def test_it_imports_a_public_key_once_and_finds_it_by_fingerprint_after(aws, kin
 
 
 def test_it_launches_tagged_instances_with_the_key_once_per_token_and_terminates_them(aws):
-    image_id = aws.start_build(region=REGION, build_ref="build-0002", name="app", manifest=MANIFEST)
+    image_id = built(aws, "build-0002", name="app")
     key = aws.ensure_public_key(region=REGION, name="launch-key", public_key=ssh_public_key())
     aws.check_launch(request(image_id, key.name))
     launched = aws.launch_instances(request(image_id, key.name))
@@ -81,5 +153,4 @@ def test_it_assumes_the_accounts_role_with_its_external_id(aws_endpoint):
     with pytest.raises(ProviderError, match="names a role but no external id"):
         AwsProvider(account).start_build(region=REGION, build_ref="build-role", name="r", manifest=MANIFEST)
     provider = AwsProvider({**account, "external_id": "acme-2026"})
-    image_id = provider.start_build(region=REGION, build_ref="build-role", name="r", manifest=MANIFEST)
-    assert provider.describe_build(region=REGION, image_id=image_id).state == BuildState.READY
+    assert built(provider, "build-role", name="r").startswith("ami-")

@@ -7,9 +7,10 @@ import boto3
 import pytest
 
 from provisioning.providers.aws import AwsProvider
-from provisioning.providers.base import ProviderError
+from provisioning.providers.base import TAG_BUILD, ProviderError
 from tests.fixtures.aws import OPERATOR_PROFILE
 from tests.providers.conftest import MANIFEST
+from tests.providers.test_aws import built
 
 REGION = "eu-west-1"
 MACHINE_ACCOUNT = "123456789012"  # what the environment's keys (and the profile) reach
@@ -47,6 +48,11 @@ def images_of_machine_account() -> list[str]:
     return [i["Name"] for i in machine("ec2").describe_images(Owners=["self"])["Images"]]
 
 
+def builders_of_machine_account(build_ref: str) -> list[str]:
+    found = machine("ec2").describe_instances(Filters=[{"Name": f"tag:{TAG_BUILD}", "Values": [build_ref]}])
+    return [i["InstanceId"] for r in found["Reservations"] for i in r["Instances"]]
+
+
 def test_the_machine_has_working_credentials_of_its_own(aws_endpoint):
     assert machine("sts").get_caller_identity()["Account"] == MACHINE_ACCOUNT
     profile = boto3.session.Session(profile_name=OPERATOR_PROFILE, region_name=REGION)
@@ -71,7 +77,7 @@ def test_a_customer_account_without_keys_never_acts_with_the_machines_credential
         provider.start_build(region=REGION, build_ref="build-borrowed", name="borrowed", manifest=MANIFEST)
     assert refused.value.retryable is False
     assert "'borrowed' (#7)" in refused.value.message
-    assert "borrowed-build-borrowed" not in images_of_machine_account()
+    assert builders_of_machine_account("build-borrowed") == []
 
 
 def test_a_customer_account_with_keys_acts_in_its_own_account_only(aws_endpoint, customer_keys, monkeypatch):
@@ -82,9 +88,16 @@ def test_a_customer_account_with_keys_acts_in_its_own_account_only(aws_endpoint,
         provider._sessions[REGION].client("sts", endpoint_url=aws_endpoint).get_caller_identity()["Account"]
         == CUSTOMER_ACCOUNT
     )
-    image_id = provider.start_build(region=REGION, build_ref="build-own", name="own", manifest=MANIFEST)
-    assert [i["ImageId"] for i in session.describe_images(Owners=["self"])["Images"]] == [image_id]
-    assert "own-build-own" not in images_of_machine_account()
+    session.register_image(  # the customer's own base image: the machine's are not reached
+        Name="fedora-41-base-x86_64",
+        RootDeviceName="/dev/xvda",
+        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}],
+    )
+    handle = provider.start_build(region=REGION, build_ref="build-own", name="own", manifest=MANIFEST)
+    found = session.describe_instances(Filters=[{"Name": f"tag:{TAG_BUILD}", "Values": ["build-own"]}])
+    assert [i["InstanceId"] for r in found["Reservations"] for i in r["Instances"]] == [handle]
+    assert builders_of_machine_account("build-own") == []
+    provider.delete_image(region=REGION, image_id=handle)
 
 
 def test_a_role_is_assumed_with_the_accounts_own_keys_and_external_id(aws_endpoint, customer_keys):
@@ -103,6 +116,5 @@ def test_a_role_is_assumed_with_the_accounts_own_keys_and_external_id(aws_endpoi
 
 def test_an_operator_managed_account_may_use_a_profile_of_the_machine(aws_endpoint):
     provider = AwsProvider({"profile": OPERATOR_PROFILE, "operator_managed": True})
-    image_id = provider.start_build(region=REGION, build_ref="build-op", name="op", manifest=MANIFEST)
-    assert provider.describe_build(region=REGION, image_id=image_id).state == "ready"
-    assert "op-build-op" in images_of_machine_account()
+    assert built(provider, "build-op", name="op", region=REGION).startswith("ami-")
+    assert "provisioning-build-op" in images_of_machine_account()

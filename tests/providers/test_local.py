@@ -1,5 +1,7 @@
-"""The local provider: real artifacts on disk, instances as real processes on loopback ports."""
+"""The local provider: images as root folders built from the manifest's cloud-config, instances as
+real processes on loopback ports that start from a copy of their image."""
 
+import hashlib
 import shutil
 import socket
 import time
@@ -7,7 +9,6 @@ import time
 import pytest
 
 from provisioning.providers import BuildState, InjectedFault, InstanceState, LaunchRequest, ProviderError
-from provisioning.providers.artifacts import read_archive
 from provisioning.providers.base import TAG_RESERVATION
 from provisioning.providers.local import LocalProvider, process_alive
 from tests.providers.conftest import MANIFEST, health, ssh_public_key
@@ -49,24 +50,67 @@ def wait_running(local, region: str, ids: list[str]) -> list:
         time.sleep(0.05)
 
 
-def test_it_writes_a_real_artifact_that_is_ready_only_after_the_build_time(local):
+def test_it_builds_a_root_folder_from_the_cloud_config_ready_only_after_the_build_time(local):
     image_id = local.start_build(region="local-1", build_ref="b1", name="web", manifest=MANIFEST)
     assert local.describe_build(region="local-1", image_id=image_id).state == BuildState.BUILDING
-    archive = local.root / "local-1" / "images" / f"{image_id}.tar.gz"
-    manifest = read_archive(archive)
-    assert manifest["image_id"] == image_id
-    assert manifest["packages"] == ["nginx", "curl"]
+    image = local.root / "local-1" / "images" / image_id
+    assert (image / "user-data").read_text().startswith("#cloud-config\n")
+    root = image / "root"
+    assert (root / "etc/motd").read_text() == "hello"
+    assert oct((root / "etc/motd").stat().st_mode & 0o777) == "0o644"
+    keys = root / "home/ops/.ssh/authorized_keys"
+    assert keys.read_text() == MANIFEST["customizations"]["users"][0]["ssh_key"] + "\n"
+    assert oct(keys.stat().st_mode & 0o777) == "0o600"
+    assert (root / "var/lib/provisioning/packages.txt").read_text() == "nginx\ncurl\n"
+    assert (root / "var/lib/provisioning/build-finished").read_text() == "provisioning-build-finished b1\n"
     assert built_image(local) == image_id
     assert local.start_build(region="local-1", build_ref="b1", name="web", manifest=MANIFEST) == image_id
 
 
-def test_an_altered_artifact_fails_the_build(local):
+def test_an_altered_image_fails_the_build(local):
     image_id = built_image(local)
-    archive = local.root / "local-1" / "images" / f"{image_id}.tar.gz"
-    archive.write_bytes(archive.read_bytes()[:100])
+    motd = local.root / "local-1" / "images" / image_id / "root" / "etc" / "motd"
+    motd.chmod(0o666)  # its mode is part of the image too
     status = local.describe_build(region="local-1", image_id=image_id)
     assert status.state == BuildState.FAILED
-    assert "artifact" in status.message
+    assert "SHA256SUMS" in status.message
+
+
+def test_an_instance_answers_health_with_the_files_and_keys_its_image_was_built_with(local):
+    manifest = {
+        **MANIFEST,
+        "customizations": {
+            **MANIFEST["customizations"],
+            "files": [
+                {"path": "/etc/motd", "content": "hello", "mode": "0644"},
+                {"path": "/opt/app/run.sh", "content": "#!/bin/sh\necho 'é: #x'\n", "mode": "0750"},
+            ],
+        },
+    }
+    image_id = local.start_build(region="local-1", build_ref="b9", name="web", manifest=manifest)
+    while local.describe_build(region="local-1", image_id=image_id).state != BuildState.READY:
+        time.sleep(0.1)
+    _, launched = launch(local, image_id, count=1, token="tok-health")
+    [instance] = wait_running(local, "local-1", [i.id for i in launched])
+    answer = health(instance.port)
+    assert answer["image_id"] == image_id
+    files = {f["path"]: (f["sha256"], f["mode"]) for f in answer["files"]}
+    for item in manifest["customizations"]["files"]:
+        assert files[item["path"]] == (hashlib.sha256(item["content"].encode()).hexdigest(), item["mode"])
+    key = MANIFEST["customizations"]["users"][0]["ssh_key"]
+    assert answer["users"] == [
+        {"name": "ops", "groups": ["wheel"], "shell": "/bin/bash", "authorized_keys": [key]}
+    ]
+    assert files["/home/ops/.ssh/authorized_keys"][1] == "0600"
+    assert key in answer["authorized_keys"]
+    assert answer["packages"] == ["nginx", "curl"]
+    assert answer["services"] == {"enabled": ["nginx"], "disabled": []}
+    assert answer["build_finished"] == "provisioning-build-finished b9"
+    # It runs from a copy: the image changing under it does not change what it carries.
+    disk = local.root / "local-1" / "instances" / f"{instance.id}.disk"
+    assert (disk / "root/opt/app/run.sh").exists()
+    local.terminate_instances(region="local-1", instance_ids=[instance.id])
+    assert not disk.exists()
 
 
 def test_it_reuses_a_public_key_found_by_fingerprint_and_refuses_private_keys(local):
