@@ -14,6 +14,7 @@ from provisioning.selectors import operation_timeline
 COLOURS = {
     "done": "#2e8b57",
     "retry": "#e0a100",
+    "look": "#c9b458",
     "wait": "#6a8fd8",
     "failed": "#c0392b",
     "lost": "#7f3fbf",

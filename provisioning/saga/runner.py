@@ -14,6 +14,8 @@ import logging
 import socket
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,7 +30,7 @@ from provisioning.logs import log_context
 from provisioning.models import Operation, Signal, StepRun
 from provisioning.saga.context import StepContext
 from provisioning.saga.definition import Saga, StatusView, saga_for
-from provisioning.saga.steps import Done, RetryAfter, Step, StepFailed, WaitForSignal
+from provisioning.saga.steps import Done, LookAgain, RetryAfter, Step, StepFailed, WaitForSignal
 
 log = logging.getLogger("provisioning.saga")
 
@@ -443,16 +445,24 @@ def _run_and_record(ctx: StepContext, claim_next: Step | None) -> tuple[bool, St
     return _record(ctx, _outcome_of(ctx), claim_next)
 
 
-def _outcome_of(ctx: StepContext) -> Done | RetryAfter | WaitForSignal | Exception:
-    """Run the step: its outcome, or the exception it raised."""
+_OUTCOMES = Done | RetryAfter | LookAgain | WaitForSignal
+
+
+def _outcome_of(ctx: StepContext) -> Done | RetryAfter | LookAgain | WaitForSignal | Exception:
+    """Run the step: its outcome, or the exception it raised. A look past the step's poll deadline
+    becomes what `on_poll_timeout` says (by default the saga times out)."""
     try:
         if step_state(ctx.operation, ctx.step.name).get("wait_timed_out"):
             result = ctx.step.on_wait_timeout(ctx)
         else:
             result = ctx.step.run(ctx)
-        if not isinstance(result, Done | RetryAfter | WaitForSignal):
+        if isinstance(result, LookAgain):
+            deadline = ctx.step.poll_deadline(ctx)
+            if deadline is not None and time.time() >= deadline:
+                result = ctx.step.on_poll_timeout(ctx, result.reason)
+        if not isinstance(result, _OUTCOMES):
             raise TypeError(
-                f"step {ctx.step.name} returned {result!r}, not Done, RetryAfter or WaitForSignal"
+                f"step {ctx.step.name} returned {result!r}, not Done, RetryAfter, LookAgain or WaitForSignal"
             )
     except Exception as exc:  # recorded on the row: a failing step must never end the saga silently
         result = exc
@@ -512,6 +522,7 @@ def _apply_outcome(op: Operation, ctx: StepContext, result, now: datetime) -> St
         finished_at=now,
         worker=WORKER,
     )
+    started_at = st.get("started_at") or _ts(now)
     for key in ("wait_timed_out", "started_at", "worker"):
         st.pop(key, None)
     if isinstance(result, Done):
@@ -523,6 +534,21 @@ def _apply_outcome(op: Operation, ctx: StepContext, result, now: datetime) -> St
         st["status"] = StepStatus.RETRYING
         st["next_run_at"] = _ts(now) + delay
         run.outcome, run.message, run.retry_delay = Outcome.RETRY, result.reason, delay
+    elif isinstance(result, LookAgain):
+        # The polling clock lives in the row: how many looks, since when, so that a crash or a
+        # redelivery keeps the rhythm and the step's time limit.
+        since = float(st.setdefault("polling_since", started_at))
+        st["looks"] = looks = st.get("looks", 0) + 1
+        if result.seconds is not None:
+            delay = max(0.0, float(result.seconds))
+        else:
+            delay = step.poll_policy(ctx).delay(looks, _ts(now) - since)
+        deadline = step.poll_deadline(ctx)
+        if deadline is not None:
+            delay = min(delay, max(0.0, deadline - _ts(now)))  # the last look is at the deadline
+        st["status"] = StepStatus.RETRYING
+        st["next_run_at"] = _ts(now) + delay
+        run.outcome, run.message, run.retry_delay = Outcome.LOOK, result.reason, delay
     elif isinstance(result, WaitForSignal):
         deadline = result.deadline if isinstance(result.deadline, datetime) else now + result.deadline
         run.outcome, run.message = Outcome.WAIT, result.message or f"waiting for {result.signal}"
@@ -544,7 +570,8 @@ def _apply_outcome(op: Operation, ctx: StepContext, result, now: datetime) -> St
     else:
         text = f"{type(result).__name__}: {result}"
         run.message, run.detail = text, "".join(traceback.format_exception(result))
-        if ctx.attempt >= step.retry.max_attempts:
+        # Looks are not failures: only the attempts that were not looks count against the policy.
+        if ctx.attempt - st.get("looks", 0) >= step.retry.max_attempts:
             st["status"] = StepStatus.FAILED
             run.outcome = Outcome.FAILED
             op.end_state = OperationState.FAILED
@@ -726,6 +753,29 @@ def compensate_next(op_id: str) -> int | None:
 
 
 # --- Sweeping ------------------------------------------------------------------------------------
+
+
+# Any number of beats (or workers) may send the tick; one runs at a time across machines.
+_TICK_LOCK = 0x5A6A_5EE9
+
+
+@contextmanager
+def tick_lock() -> Iterator[bool]:
+    """Whether this process may tick now: a PostgreSQL advisory lock, held by the session only while
+    the tick runs (a worker killed mid-tick loses its session and the lock with it). Databases with
+    no such lock (SQLite: one machine) always may; the tick's claim still keeps ticks apart."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_TICK_LOCK])
+        mine = bool(cursor.fetchone()[0])
+    try:
+        yield mine
+    finally:
+        if mine:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [_TICK_LOCK])
 
 
 def sweep(batch: int | None = None) -> int:
