@@ -223,6 +223,7 @@ class Heartbeat(models.Model):
     pid = models.PositiveIntegerField(null=True, blank=True)
     started_at = models.DateTimeField()
     seen_at = models.DateTimeField(db_index=True)
+    ticks = models.PositiveBigIntegerField(default=0)  # the sweeper's ticks (claimed by any beat)
 
     class Meta:
         ordering = ["role", "name"]
