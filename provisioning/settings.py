@@ -238,6 +238,12 @@ if CELERY_BROKER_URL == "filesystem://":
         "store_processed": False,
         "polling_interval": 0.05,
     }
+elif CELERY_BROKER_URL.startswith(("amqp://", "pyamqp://")):
+    # RabbitMQ gives a killed worker's unacknowledged messages back at once (its connection closes),
+    # so it needs no visibility timeout. Publisher confirms: an enqueue after commit has reached the
+    # broker, or it raised (logged; the sweeper sends the row's work again). Classic durable queues,
+    # not quorum: see README, "Several machines".
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
 else:
     # Long waits live in the database (next_run_at + sweeper), so no message is ever held this long;
     # a message of a worker killed mid-task comes back after this, and the sweeper re-drives sooner.
@@ -273,7 +279,13 @@ SAGA_COUNTDOWN_MAX = env_float("SAGA_COUNTDOWN_MAX", 10.0, minimum=0.0)
 SAGA_SWEEP_BATCH = env_int("SAGA_SWEEP_BATCH", 500, minimum=1)
 
 CELERY_BEAT_SCHEDULE = {
-    "saga-sweep": {"task": "provisioning.sweep", "schedule": SAGA_SWEEP_INTERVAL},
+    # Any number of beats may run (every machine, or `worker -B`): the task ticks once per interval.
+    # A tick not taken within two intervals (no worker) is dropped, not piled up for later.
+    "saga-sweep": {
+        "task": "provisioning.sweep",
+        "schedule": SAGA_SWEEP_INTERVAL,
+        "options": {"expires": 2 * SAGA_SWEEP_INTERVAL},
+    },
 }
 
 # --- Providers and outside services -----------------------------------------------------------------

@@ -56,6 +56,7 @@ def test_more_waits_than_worker_processes_leave_the_worker_free_for_other_sagas(
     assert max(op.finished_at for op in finals) > done.finished_at
 
 
+@pytest.mark.brokers
 def test_the_polling_clock_survives_a_worker_killed_between_looks(celery_worker):
     op = start_polls(ready_after=3.0)
     deadline = time.monotonic() + 20
