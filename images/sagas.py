@@ -143,6 +143,7 @@ class WaitUntilReady(Step):
     weight = 2
     title = TITLES["wait_ready"]
     retry = _PROVIDER_RETRY
+    reads_only = True  # a look asks the provider and changes nothing: it needs no claim
 
     def poll_policy(self, ctx: StepContext) -> PollPolicy:
         return PollPolicy(interval=_clock(ctx, "poll_interval"), max_interval=30.0, lateness=0.1)
@@ -275,7 +276,8 @@ class LaunchInstances(RegionStep):
         super().__init__(index)
         self.name = f"launch_{index}"
 
-    poll = PollPolicy(interval=0.2, multiplier=2.0, max_interval=5.0)
+    # The first look when a booting instance may be up (the local provider boots in 0.5 s).
+    poll = PollPolicy(interval=0.5, multiplier=2.0, max_interval=5.0)
 
     def poll_deadline(self, ctx: StepContext) -> float:
         return ctx.polling_since + _clock(ctx, "launch_timeout")

@@ -90,7 +90,7 @@ class StepContext:
 
     def heartbeat(self) -> None:
         """Tell the sweeper this step is alive; call it from long loops."""
-        from provisioning.saga.runner import heartbeat
+        from provisioning.saga.claim import heartbeat
 
         heartbeat(self.operation.pk, self.step)
 
