@@ -62,6 +62,9 @@ class Operation(models.Model):
     version = models.PositiveIntegerField(default=0)
     steps = models.JSONField(default=dict, blank=True)
     data = models.JSONField(default=dict, blank=True)
+    # The definition the operation started on (its saga's version and step names in run order): the
+    # engine runs it on that one, or moves it by the saga's declared upgrade, or holds it.
+    definition = models.JSONField(default=dict, blank=True)
 
     next_run_at = models.DateTimeField(null=True, blank=True)
     sweep_at = models.DateTimeField(null=True, blank=True)

@@ -277,6 +277,8 @@ SAGA_HEARTBEAT_TIMEOUT = env_float("SAGA_HEARTBEAT_TIMEOUT", 60.0, minimum=0.5)
 # Retry delays up to this many seconds go out as a Celery countdown; longer ones wait for the sweeper.
 SAGA_COUNTDOWN_MAX = env_float("SAGA_COUNTDOWN_MAX", 10.0, minimum=0.0)
 SAGA_SWEEP_BATCH = env_int("SAGA_SWEEP_BATCH", 500, minimum=1)
+# How often the sweeper looks again at an operation held because its definition is gone.
+SAGA_HELD_RECHECK = env_float("SAGA_HELD_RECHECK", 300.0, minimum=0.5)
 
 CELERY_BEAT_SCHEDULE = {
     # Any number of beats may run (every machine, or `worker -B`): the task ticks once per interval.

@@ -38,6 +38,7 @@ ENGINE_SETTINGS = {
     "SAGA_REDRIVE_AFTER": 4.0,
     "SAGA_COUNTDOWN_MAX": 10.0,
     "SAGA_SWEEP_INTERVAL": 0.5,
+    "SAGA_HELD_RECHECK": 2.0,
 }
 
 
@@ -138,7 +139,7 @@ class WorkerProcess:
             "-n",
             f"{self.name}-{os.getpid()}@%h",
             "--include",
-            "tests.sagas",
+            "tests.sagas,tests.sagas_versions",
             "--without-gossip",
             "--without-mingle",
         ]

@@ -20,6 +20,7 @@ from provisioning.saga.outcome import apply_outcome, outcome_of
 from provisioning.saga.settle import Plan, settle
 from provisioning.saga.steps import Step
 from provisioning.saga.store import EARLY_TOLERANCE, WORKER, insert_run, load, save_row, step_state, ts
+from provisioning.saga.versions import definition_moved, saga_of
 
 log = logging.getLogger("provisioning.saga")
 
@@ -56,16 +57,24 @@ def claimable(op: Operation | None, position: int, name: str, now: datetime) -> 
     return due, False  # not due: running elsewhere, waiting, or later
 
 
-def claim(op_id: str, position: int, name: str) -> tuple[bool, StepContext | None]:
+def claim(
+    op_id: str, position: int, name: str, loaded: Operation | None = None
+) -> tuple[bool, StepContext | None]:
     """Take the step for this worker with a compare-and-set on the row's version, or say why not:
-    (whether the chain may go on, the context to run it with)."""
+    (whether the chain may go on, the context to run it with). `loaded`: the row, just read."""
     for _ in range(20):
         now = timezone.now()
-        op = load(op_id)
+        op, loaded = loaded or load(op_id), None
+        saga = saga_of(op) if op is not None and not op.is_terminal else None
+        if saga is None:
+            if op is not None and not op.is_terminal:
+                definition_moved(op_id)  # its definition is not this code's: upgrade or hold
+            return False, None
         due, go_on = claimable(op, position, name, now)
         if not due:
             return go_on, None
-        saga = saga_for(op.kind)
+        if position >= len(saga.groups()) or name not in {s.name for s in saga.groups()[position]}:
+            return False, None  # a message of another definition: the row's position has another step
         step = saga.step(name)
         version = op.version
         attempt = start_attempt(op, step, now)
@@ -85,9 +94,18 @@ def execute_segment(op_id: str, kind: str, positions: list[int]) -> bool:
     """Run consecutive single steps one after the other. Recording a step and claiming the next one
     are one transaction, so a step costs one write commit on this path. Returns whether the Celery
     chain goes on (every step finished)."""
-    groups = saga_for(kind).groups()
+    # The steps at these positions are the operation's own definition's (not necessarily the code's).
+    op = load(op_id)
+    saga = saga_of(op) if op is not None and not op.is_terminal else None
+    if saga is None:
+        if op is not None and not op.is_terminal:
+            definition_moved(op_id)
+        return False
+    groups = saga.groups()
+    if any(position >= len(groups) for position in positions):
+        return False  # sent for another definition; the sweeper sends the row's own
     index = 0
-    go_on, ctx = claim(op_id, positions[0], groups[positions[0]][0].name)
+    go_on, ctx = claim(op_id, positions[0], groups[positions[0]][0].name, loaded=op)
     while True:
         if ctx is None:
             if not go_on:

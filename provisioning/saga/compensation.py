@@ -14,9 +14,9 @@ from provisioning.choices import OperationState, Outcome, StepStatus
 from provisioning.logs import log_context
 from provisioning.models import Operation, StepRun
 from provisioning.saga.context import StepContext
-from provisioning.saga.definition import saga_for
 from provisioning.saga.enqueue import enqueue, heartbeat_timeout, redrive_at
 from provisioning.saga.store import WORKER, save_row, step_state, ts
+from provisioning.saga.versions import resolve
 
 
 def compensate_next(op_id: str) -> int | None:
@@ -27,7 +27,9 @@ def compensate_next(op_id: str) -> int | None:
         op = Operation.objects.select_for_update().filter(pk=op_id).first()
         if op is None or op.state != OperationState.COMPENSATING:
             return None
-        saga = saga_for(op.kind)
+        saga = resolve(op, now)  # an undo runs only with the code of the step it undoes
+        if saga is None:
+            return None
         todo = [n for n in reversed(saga.order()) if step_state(op, n)["status"] == StepStatus.DONE]
         if not todo:
             op.end()

@@ -76,11 +76,13 @@ def start(
     queue: str = "default",
     timeout: timedelta | None = None,
     send: bool = True,
+    version: str | None = None,
 ) -> Operation:
     """Store a new operation and send it to the workers once the caller's transaction commits. With
     `send=False` the caller runs its first steps itself (`run_here`), after the commit; if it never
-    does, the sweeper sends the operation once its row is due."""
-    saga = saga_for(kind)
+    does, the sweeper sends the operation once its row is due. The operation records the definition
+    it starts on (the current one, or `version` if the code still has it)."""
+    saga = saga_for(kind, version)
     now = timezone.now()
     timeout = timeout or saga.timeout
     op = Operation(
@@ -91,6 +93,7 @@ def start(
         queue=queue,
         data=data or {},
         steps={s.name: {"status": StepStatus.PENDING, "attempts": 0} for s in saga.steps},
+        definition=saga.definition(),
         deadline=now + timeout if timeout else None,
     )
     op.sweep_at = bounded(op, redrive_at(now))

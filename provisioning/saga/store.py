@@ -45,6 +45,7 @@ _ROW_FIELDS = (
     "state",
     "position",
     "steps",
+    "definition",
     "data",
     "message",
     "sweep_at",

@@ -16,11 +16,11 @@ from django.utils import timezone
 from provisioning.choices import OperationState, Outcome, StepStatus
 from provisioning.logs import log_context
 from provisioning.models import Operation, StepRun
-from provisioning.saga.definition import saga_for
 from provisioning.saga.enqueue import bounded, enqueue, heartbeat_timeout, redrive_at
 from provisioning.saga.settle import commit_plan
 from provisioning.saga.steps import Step
 from provisioning.saga.store import dt, save_row, step_state, ts
+from provisioning.saga.versions import hold, is_held, release, resolve, saga_of, saga_view
 
 log = logging.getLogger("provisioning.saga")
 
@@ -80,7 +80,18 @@ def sweep_one(op_id) -> None:
         if op.is_terminal:
             Operation.objects.filter(pk=op.pk).update(sweep_at=None)
             return
-        saga = saga_for(op.kind)
+        held = is_held(op)
+        if op.state == OperationState.RUNNING and saga_of(op) is None:
+            return _running_elsewhere(op, now)
+        saga = resolve(op, now)
+        if saga is None:
+            if held:  # still no definition for it here: look again later
+                op.sweep_at = now + timedelta(seconds=settings.SAGA_HELD_RECHECK)
+                save_row(op, saga_view(op), reason=op.instructions[:480])
+            return
+        if held:
+            release(op, saga, now)
+            return
         if op.state == OperationState.COMPENSATING:
             op.sweep_at = redrive_at(now)
             save_row(op, saga)
@@ -115,6 +126,23 @@ def sweep_one(op_id) -> None:
             enqueue(op, saga)
             return
         commit_plan(op, saga, now)
+
+
+def _running_elsewhere(op: Operation, now: datetime) -> None:
+    """A step of another definition runs (on a worker of that code): wait for its heartbeat as for any
+    step; once it stops, the operation is held until a worker with its definition comes back."""
+    stale = (
+        op.heartbeat_at is None or op.heartbeat_at + timedelta(seconds=settings.SAGA_HEARTBEAT_TIMEOUT) <= now
+    )
+    if not stale:
+        op.sweep_at = op.heartbeat_at + timedelta(seconds=settings.SAGA_HEARTBEAT_TIMEOUT)
+        save_row(op, saga_view(op))
+        return
+    for st in op.steps.values():
+        if st.get("status") == StepStatus.RUNNING:
+            st["status"], st["next_run_at"] = StepStatus.RETRYING, ts(now)
+            st.pop("started_at", None)
+    hold(op, "the worker that ran one of its steps stopped", now)
 
 
 def mark_lost(op: Operation, group: list[Step], now: datetime) -> None:
