@@ -4,16 +4,13 @@ Celery worker process."""
 import time
 
 import pytest
-from celery import signature
-from django.db import transaction
 
 from provisioning.models import Operation, StepRun
-from provisioning.saga import runner
 from provisioning.saga.definition import saga_for
 from provisioning.services import operation_signal
 from tests import sagas
 from tests.conftest import lose_broker_messages
-from tests.engine.helpers import start, wait_final, wait_state
+from tests.engine.helpers import send_again, start, wait_final, wait_state
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
@@ -150,20 +147,6 @@ def test_each_step_acts_once_when_every_message_is_delivered_many_times():
         done = StepRun.objects.filter(operation=op, outcome="done").values_list("step", flat=True)
         assert sorted(done) == sorted(acted)
     assert resent > len(ids) * 3
-
-
-def send_again(op: Operation) -> int:
-    """Deliver what the saga is at once more: the rest of it (what the sweeper sends after a lost
-    message), and each step of its current group as a message of its own."""
-    saga = saga_for(op.kind)
-    with transaction.atomic():
-        runner.enqueue(op, saga)
-    group = saga.groups()[min(op.position, len(saga.groups()) - 1)]
-    for step in group:
-        signature("provisioning.run_step", args=(str(op.pk), op.position, step.name)).set(
-            queue=step.queue_for(op.queue), ignore_result=True
-        ).apply_async()
-    return 1 + len(group)
 
 
 def wait_for_effect(op_id, step: str, kind: str, timeout: float = 20.0) -> None:
