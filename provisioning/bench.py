@@ -89,12 +89,17 @@ def start_worker() -> subprocess.Popen:
             return proc
         except Exception:
             time.sleep(1)
+    stop_worker(proc)  # never left behind to consume the next run's messages
     raise SystemExit("the benchmark worker did not start (see bench-worker.log)")
 
 
 def stop_worker(proc: subprocess.Popen) -> None:
     os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:  # a worker still shutting down must not outlive the run
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
 
 
 def start_saga():
@@ -292,10 +297,13 @@ def _reap(reservations: list[int], reaped: set[int]) -> set[int]:
     return done
 
 
-def bench_waits(builds: int, build_seconds: float, demos: int, reap: bool = False) -> dict:
+def bench_waits(
+    builds: int, build_seconds: float, demos: int, reap: bool = False, waits_only: bool = False
+) -> dict:
     """M build-and-launches (one region, one instance each) whose build takes T seconds, on one
     worker with 2 processes, and `demos` demo sagas started one after the other while they wait.
-    With `reap`, the instances of finished launches are stopped as they finish (M = 1000)."""
+    With `reap`, the instances of finished launches are stopped as they finish; with `waits_only`,
+    every launch is cancelled once the waiting was measured (M = 1000 on a small machine)."""
     from django.conf import settings
 
     from images.models import Reservation
@@ -305,7 +313,7 @@ def bench_waits(builds: int, build_seconds: float, demos: int, reap: bool = Fals
 
     os.environ["LOCAL_PROVIDER_BUILD_SECONDS"] = str(build_seconds)  # the worker builds by it
     settings.IMAGES_PENDING_RESERVATIONS_LIMIT = builds + 10
-    customer, _ = Customer.objects.get_or_create(name="bench-waits")
+    customer = Customer.objects.create(name=f"bench-waits-{os.getpid()}-{time.time():.0f}")
     manifest = {
         "distribution": "fedora-41",
         "architecture": "x86_64",
@@ -358,6 +366,15 @@ def bench_waits(builds: int, build_seconds: float, demos: int, reap: bool = Fals
             finished_at__gte=started_at,
         ).count()
 
+        if waits_only:
+            # Measured what waiting costs; cancel the lot before anything launches (M = 1000: a
+            # thousand instance processes would not fit this machine beside the others).
+            from provisioning.services import operation_cancel
+
+            for reservation in Reservation.objects.filter(pk__in=reservations, finished_at__isnull=True):
+                operation = Operation.objects.filter(pk=reservation.operation_id).first()
+                if operation is not None and operation.can_cancel:
+                    operation_cancel(operation=operation, reason="benchmark: waits only")
         deadline = time.monotonic() + build_seconds * 4 + 30 * builds
         pending = Reservation.objects.filter(pk__in=reservations, finished_at__isnull=True)
         reaped: set[int] = set()
@@ -387,8 +404,8 @@ def bench_waits(builds: int, build_seconds: float, demos: int, reap: bool = Fals
         "build_seconds": build_seconds,
         "states": states,
         "started_in_s": round(started_s, 1),
-        "last_launch_s": round(last_s, 1),
-        "last_launch_ratio": round(last_s / build_seconds, 3),
+        "last_launch_s": None if waits_only else round(last_s, 1),
+        "last_launch_ratio": None if waits_only else round(last_s / build_seconds, 3),
         "demo_idle_ms": round(idle_ms, 1),
         "demo_ms": [round(ms, 1) for ms in demo_ms],
         "demo_ratio_median": round(statistics.median(demo_ms) / idle_ms, 2),
@@ -460,6 +477,9 @@ def main() -> None:
     waits.add_argument("--build-seconds", type=float, default=60.0)
     waits.add_argument("--demos", type=int, default=10)
     waits.add_argument("--reap", action="store_true", help="stop finished launches' instances at once")
+    waits.add_argument(
+        "--waits-only", action="store_true", help="cancel every launch once the wait is measured"
+    )
     bookings = sub.add_parser("bookings")
     bookings.add_argument("--count", type=int, default=1000)
     bookings.add_argument("--concurrency", type=int, default=20)
@@ -469,7 +489,9 @@ def main() -> None:
     elif args.what == "sweep":
         print(json.dumps(bench_sweep(args.sizes, args.due)))
     elif args.what == "waits":
-        print(json.dumps(bench_waits(args.builds, args.build_seconds, args.demos, args.reap)))
+        print(
+            json.dumps(bench_waits(args.builds, args.build_seconds, args.demos, args.reap, args.waits_only))
+        )
     else:
         bench_bookings(args.count, args.concurrency)
 

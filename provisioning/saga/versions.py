@@ -95,6 +95,16 @@ def hold(op: Operation, reason: str, now: datetime) -> None:
     names = ", ".join(view.order())
     if op.state in (OperationState.PENDING, OperationState.RETRYING, OperationState.RUNNING):
         op.wait()
+    elif op.waiting_for and op.waiting_for != HELD:
+        # It waited for a person: what for is kept with its definition, and comes back on release.
+        op.definition = {
+            **(op.definition or {}),
+            "waiting": {
+                "for": op.waiting_for,
+                "until": op.wait_deadline.isoformat() if op.wait_deadline else None,
+                "instructions": op.instructions,
+            },
+        }
     op.waiting_for = HELD
     op.wait_deadline = None
     op.instructions = (
@@ -125,7 +135,16 @@ def resolve(op: Operation, now: datetime) -> Saga | None:
 
 def release(op: Operation, saga: Saga, now: datetime) -> None:
     """A held operation whose definition is known again (or upgraded): on with it, from its row."""
+    waiting = (op.definition or {}).get("waiting")
+    op.definition = saga.definition()
     op.waiting_for, op.instructions = "", ""
+    if waiting:  # it was waiting for a person when it was held: it waits for them again
+        op.waiting_for, op.instructions = waiting["for"], waiting["instructions"]
+        op.wait_deadline = datetime.fromisoformat(waiting["until"]) if waiting["until"] else None
+        clocks = [when for when in (op.wait_deadline, op.deadline) if when is not None]
+        op.sweep_at = min(clocks) if clocks else None
+        save_row(op, saga)
+        return
     if op.state == OperationState.WAITING:
         op.queue_next()
     commit_plan(op, saga, now)
