@@ -10,8 +10,9 @@ from bookings.choices import Actor, BookingItemType, EventStatus
 from bookings.models import BookingItem, BookingItemCreatedEvent, HostingAsset, Project
 from bookings.verification import txt_record, verification_code
 from provisioning.models import Operation
-from provisioning.saga.definition import StatusView, saga_for
+from provisioning.saga.definition import StatusView
 from provisioning.saga.runner import status_view
+from provisioning.saga.versions import saga_view
 from provisioning.selectors import customer_ids_of
 from provisioning.services import is_hostmaster
 
@@ -100,7 +101,7 @@ def booking_item_creation(item: BookingItem) -> CreationStatus:
     view = None
     if operation is not None:
         try:
-            view = status_view(operation, saga_for(operation.kind))
+            view = status_view(operation, saga_view(operation))
         except LookupError:
             view = None
     record = ""

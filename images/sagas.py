@@ -1,7 +1,7 @@
-"""The build→launch saga: build the image in every region (a chord) → wait until it is ready (polling
-with heartbeats and backoff, bounded by the build timeout) → ensure the public key → reserve the
-launch (a dry run per region, and the client tokens) → launch the instances in every region (a chord)
-→ fetch their descriptions.
+"""The build→launch saga: build the image in every region (a chord) → wait until it is ready (a short
+look per task; the engine keeps the interval and the build's time limit in the row, so no worker waits)
+→ ensure the public key → reserve the launch (a dry run per region, and the client tokens) → launch the
+instances in every region (a chord) → fetch their descriptions.
 
 Steps are per region where the work is, so the saga has one kind per number of regions
 (`images.build_launch.N`, N up to MAX_REGIONS); the region of a step is `ctx.data["regions"][index]`.
@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 
 from images import conf
 from images.manifest import MAX_REGIONS
 from images.models import Reservation, ReservationInstance
-from provisioning.models import StepRun
 from provisioning.providers import (
     BuildState,
     InstanceState,
@@ -31,7 +29,16 @@ from provisioning.providers import (
     get_provider,
 )
 from provisioning.providers.base import TAG_CUSTOMER, TAG_RESERVATION, TAG_TOKEN
-from provisioning.saga import Done, RetryAfter, RetryPolicy, Saga, Step, StepFailed, StepTimedOut
+from provisioning.saga import (
+    Done,
+    LookAgain,
+    PollPolicy,
+    RetryPolicy,
+    Saga,
+    Step,
+    StepFailed,
+    StepTimedOut,
+)
 from provisioning.saga.context import StepContext
 
 log = logging.getLogger("images")
@@ -44,9 +51,6 @@ TITLES = {
     "launch": "Launching instances",
     "fetch": "Fetching instance descriptions",
 }
-# How long one run of a polling step goes on before it hands the worker back (RetryAfter).
-POLL_WINDOW = 60.0
-
 _PROVIDER_RETRY = RetryPolicy(max_attempts=5, backoff=1.0, multiplier=2.0, max_interval=30.0)
 
 
@@ -73,17 +77,6 @@ def _permanent(exc: ProviderError, what: str) -> Exception:
     return StepFailed(f"{what} failed: {exc.message}. Correct the request and submit it again.", str(exc))
 
 
-def _pause(ctx: StepContext, seconds: float) -> None:
-    """Sleep, telling the sweeper at least every second that this step is alive."""
-    end = time.monotonic() + seconds
-    while True:
-        ctx.heartbeat()
-        left = end - time.monotonic()
-        if left <= 0:
-            return
-        time.sleep(min(1.0, left))
-
-
 def clocks() -> dict[str, float]:
     """The clocks a build-and-launch runs by, fixed when it starts and kept in its operation's data,
     so that a change of settings does not change the rhythm of launches already running."""
@@ -96,23 +89,6 @@ def clocks() -> dict[str, float]:
 
 def _clock(ctx: StepContext, name: str) -> float:
     return float(ctx.data.get("clocks", {}).get(name) or clocks()[name])
-
-
-def _step_started(ctx: StepContext) -> float:
-    """When this step's first attempt started, from the engine's own timeline (finished attempts are
-    StepRun rows, the current one is in the step's state), so that a step's time limit survives
-    crashes and retries without keeping a clock of its own."""
-    first = (
-        StepRun.objects.filter(operation_id=ctx.operation.pk, step=ctx.step.name, kind=StepRun.Kind.RUN)
-        .order_by("started_at")
-        .values_list("started_at", flat=True)
-        .first()
-    )
-    starts = [first.timestamp()] if first else []
-    current = ctx.operation.steps.get(ctx.step.name, {}).get("started_at")
-    if current:
-        starts.append(float(current))
-    return min(starts, default=time.time())
 
 
 class RegionStep(Step):
@@ -160,48 +136,52 @@ class BuildImage(RegionStep):
 
 
 class WaitUntilReady(Step):
+    """One look at every region's build per run; between looks no worker waits (LookAgain), and the
+    engine keeps the rhythm and the build's time limit in the operation's row."""
+
     name = "wait_ready"
     weight = 2
     title = TITLES["wait_ready"]
     retry = _PROVIDER_RETRY
+    # Not `reads_only`: on aws a look moves the builder on (stop it, image it, terminate it), so two
+    # deliveries of one look must not both act: each look is claimed.
 
-    def run(self, ctx: StepContext) -> Done | RetryAfter:
+    def poll_policy(self, ctx: StepContext) -> PollPolicy:
+        return PollPolicy(interval=_clock(ctx, "poll_interval"), max_interval=30.0, lateness=0.1)
+
+    def poll_deadline(self, ctx: StepContext) -> float:
+        # The build's time limit counts from the build's start: the operation's, its first step.
+        return ctx.operation.created_at.timestamp() + _clock(ctx, "build_timeout")
+
+    def run(self, ctx: StepContext) -> Done | LookAgain:
         reservation = reservation_of(ctx)
         provider = provider_of(reservation)
-        # The build's time limit counts from the build's start: the operation's, its first step.
-        deadline = ctx.operation.created_at.timestamp() + _clock(ctx, "build_timeout")
-        interval = _clock(ctx, "poll_interval")
-        window_end = time.monotonic() + POLL_WINDOW
-        while True:
-            waiting, ready = [], {}
-            for region in ctx.data["regions"]:
-                try:
-                    status = provider.describe_build(region=region, image_id=ctx.data[f"image:{region}"])
-                except ProviderError as exc:
-                    raise _permanent(exc, f"Looking at the build in {region}") from exc
-                if status.state == BuildState.FAILED:
-                    raise StepFailed(
-                        f"The image build failed in {region}: {status.message}. "
-                        "Check the manifest (packages, customizations) and submit it again."
-                    )
-                if status.state == BuildState.READY:
-                    # A provider that builds on a builder instance names the build by it until the
-                    # image exists: what is launched is the image it answers with once ready.
-                    ready[f"image:{region}"] = status.image_id or ctx.data[f"image:{region}"]
-                else:
-                    waiting.append(region)
-                    if time.time() >= deadline:
-                        raise StepTimedOut(
-                            f"The image was not ready in {region} within {_clock(ctx, 'build_timeout'):g} s "
-                            f"({status.message or status.state}); the build was stopped and nothing was "
-                            "launched. Submit it again later."
-                        )
-            if not waiting:
-                return Done({"image_ready": True, **ready})
-            if time.monotonic() >= window_end:
-                return RetryAfter(interval, reason="the image is still building")
-            _pause(ctx, min(interval, max(0.0, deadline - time.time())))
-            interval = min(interval * 2, 30.0)
+        waiting, ready = [], {}
+        for region in ctx.data["regions"]:
+            try:
+                status = provider.describe_build(region=region, image_id=ctx.data[f"image:{region}"])
+            except ProviderError as exc:
+                raise _permanent(exc, f"Looking at the build in {region}") from exc
+            if status.state == BuildState.FAILED:
+                raise StepFailed(
+                    f"The image build failed in {region}: {status.message}. "
+                    "Check the manifest (packages, customizations) and submit it again."
+                )
+            if status.state == BuildState.READY:
+                # A provider that builds on a builder instance names the build by it until the image
+                # exists: what is launched is the image it answers with once ready.
+                ready[f"image:{region}"] = status.image_id or ctx.data[f"image:{region}"]
+            else:
+                waiting.append(f"{region}: {status.message or status.state}")
+        if not waiting:
+            return Done({"image_ready": True, **ready})
+        return LookAgain(reason=f"the image is still building ({'; '.join(waiting)})")
+
+    def on_poll_timeout(self, ctx: StepContext, reason: str) -> Done:
+        raise StepTimedOut(
+            f"The image was not ready within {_clock(ctx, 'build_timeout'):g} s ({reason}); the build "
+            "was stopped and nothing was launched. Submit it again later."
+        )
 
 
 class EnsurePublicKey(Step):
@@ -301,12 +281,17 @@ class LaunchInstances(RegionStep):
         super().__init__(index)
         self.name = f"launch_{index}"
 
-    def run(self, ctx: StepContext) -> Done | RetryAfter:
+    # The first look when a booting instance may be up (the local provider boots in 0.5 s).
+    poll = PollPolicy(interval=0.5, multiplier=2.0, max_interval=5.0)
+
+    def poll_deadline(self, ctx: StepContext) -> float:
+        return ctx.polling_since + _clock(ctx, "launch_timeout")
+
+    def run(self, ctx: StepContext) -> Done | LookAgain:
         region = self.region(ctx)
         reservation = reservation_of(ctx)
         provider = provider_of(reservation)
         request = launch_request(ctx, reservation, region)
-        deadline = _step_started(ctx) + _clock(ctx, "launch_timeout")
         try:
             launched = provider.launch_instances(request)
         except ProviderError as exc:
@@ -317,22 +302,18 @@ class LaunchInstances(RegionStep):
                 instance_id=instance.id,
                 defaults={"region": region, "state": instance.state, "detail": instance.detail()},
             )
-        window_end = time.monotonic() + POLL_WINDOW
-        interval = 0.2
-        while True:
-            found = provider.find_instances(region=region, tags={TAG_TOKEN: request.client_token})
-            running = [i for i in found if i.state == InstanceState.RUNNING]
-            if len(running) >= request.count:
-                return Done({f"instances:{region}": sorted(i.id for i in running)})
-            if time.time() >= deadline:
-                raise StepTimedOut(
-                    f"The instances in {region} were not running within {_clock(ctx, 'launch_timeout'):g} s "
-                    f"({len(running)} of {request.count}); they were terminated. Submit the launch again."
-                )
-            if time.monotonic() >= window_end:
-                return RetryAfter(interval, reason=f"{len(running)} of {request.count} instances running")
-            _pause(ctx, interval)
-            interval = min(interval * 2, 5.0)
+        found = provider.find_instances(region=region, tags={TAG_TOKEN: request.client_token})
+        running = [i for i in found if i.state == InstanceState.RUNNING]
+        if len(running) >= request.count:
+            return Done({f"instances:{region}": sorted(i.id for i in running)})
+        # Booting: look again soon (the launch call above finds the same instances by their token).
+        return LookAgain(reason=f"{len(running)} of {request.count} instances running")
+
+    def on_poll_timeout(self, ctx: StepContext, reason: str) -> Done:
+        raise StepTimedOut(
+            f"The instances in {self.region(ctx)} were not running within "
+            f"{_clock(ctx, 'launch_timeout'):g} s ({reason}); they were terminated. Submit the launch again."
+        )
 
     def compensate(self, ctx: StepContext) -> None:
         region = self.region(ctx)

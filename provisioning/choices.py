@@ -45,6 +45,7 @@ class StepStatus(models.TextChoices):
 class Outcome(models.TextChoices):
     DONE = "done", "Done"
     RETRY = "retry", "Retry later"
+    LOOK = "look", "Looked: not ready yet"  # a poll (LookAgain); the next look is timed in the row
     WAIT = "wait", "Wait for a signal"
     FAILED = "failed", "Failed"
     LOST = "lost", "Lost (worker died)"

@@ -48,6 +48,39 @@ def heartbeat_record(
         )
 
 
+def sweeper_tick_claim(*, now: datetime | None = None) -> bool:
+    """Claim the next sweeper tick: a compare-and-set on the sweeper's heartbeat row that succeeds
+    only if no tick was claimed within most of SAGA_SWEEP_INTERVAL, so that two beats (or ten) tick
+    no more often than one. The row is also the sweeper's sign of life for /health/."""
+    from django.db import IntegrityError, transaction
+    from django.db.models import F
+
+    from provisioning.models import Heartbeat
+
+    now = now or timezone.now()
+    gap = timedelta(seconds=0.75 * settings.SAGA_SWEEP_INTERVAL)
+    claimed = Heartbeat.objects.filter(name=SWEEPER, seen_at__lte=now - gap).update(
+        seen_at=now, ticks=F("ticks") + 1, pid=os.getpid(), role=SWEEPER
+    )
+    if claimed or Heartbeat.objects.filter(name=SWEEPER).exists():
+        return bool(claimed)
+    try:
+        with transaction.atomic():  # the very first tick
+            Heartbeat.objects.create(
+                name=SWEEPER, role=SWEEPER, pid=os.getpid(), started_at=now, seen_at=now, ticks=1
+            )
+    except IntegrityError:
+        return False  # another machine's first tick came first
+    return True
+
+
+def sweeper_ticks() -> int:
+    """How many ticks the sweeper made since its row was created."""
+    from provisioning.models import Heartbeat
+
+    return Heartbeat.objects.filter(name=SWEEPER).values_list("ticks", flat=True).first() or 0
+
+
 def heartbeat_remove(*, name: str) -> None:
     from provisioning.models import Heartbeat
 

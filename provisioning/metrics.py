@@ -35,7 +35,7 @@ DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 
 # The classic text format, which every Prometheus version reads (the names need no escaping).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # A lost attempt ends when the sweeper noticed the silence: its "duration" says nothing about the step.
-_TIMED_OUTCOMES = [Outcome.DONE, Outcome.RETRY, Outcome.WAIT, Outcome.FAILED]
+_TIMED_OUTCOMES = [Outcome.DONE, Outcome.RETRY, Outcome.LOOK, Outcome.WAIT, Outcome.FAILED]
 
 
 class ServiceCollector:

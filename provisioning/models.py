@@ -69,6 +69,9 @@ class Operation(models.Model):
     version = models.PositiveIntegerField(default=0)
     steps = models.JSONField(default=dict, blank=True)
     data = models.JSONField(default=dict, blank=True)
+    # The definition the operation started on (its saga's version and step names in run order): the
+    # engine runs it on that one, or moves it by the saga's declared upgrade, or holds it.
+    definition = models.JSONField(default=dict, blank=True)
 
     next_run_at = models.DateTimeField(null=True, blank=True)
     sweep_at = models.DateTimeField(null=True, blank=True)
@@ -230,6 +233,7 @@ class Heartbeat(models.Model):
     pid = models.PositiveIntegerField(null=True, blank=True)
     started_at = models.DateTimeField()
     seen_at = models.DateTimeField(db_index=True)
+    ticks = models.PositiveBigIntegerField(default=0)  # the sweeper's ticks (claimed by any beat)
 
     class Meta:
         ordering = ["role", "name"]

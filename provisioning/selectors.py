@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from provisioning.choices import OperationState, StepStatus
 from provisioning.models import Customer, Operation, StepRun
-from provisioning.saga.definition import saga_for
+from provisioning.saga.versions import saga_view
 from provisioning.services import is_hostmaster
 
 
@@ -59,7 +59,7 @@ def operation_steps(operation: Operation) -> list[dict]:
     for run in operation_timeline(operation):
         runs.setdefault(run.step, []).append(run)
     result = []
-    for position, group in enumerate(saga_for(operation.kind).groups()):
+    for position, group in enumerate(saga_view(operation).groups()):
         for step in group:
             st = operation.steps.get(step.name, {})
             result.append(

@@ -19,7 +19,7 @@ from rest_framework.authtoken.models import Token
 from provisioning.choices import IdempotencyState, OperationState, Role, StepStatus
 from provisioning.models import Customer, IdempotencyKey, Membership, Operation, Signal
 from provisioning.saga import runner
-from provisioning.saga.definition import saga_for
+from provisioning.saga.versions import saga_view
 
 HOSTMASTERS = "hostmasters"
 
@@ -111,7 +111,7 @@ def operation_signal(*, operation: Operation, name: str, payload: dict | None = 
             f"The operation has already ended ({op.get_state_display().lower()}); it takes no signals."
         )
     signal = Signal.objects.create(operation=op, name=name, payload=payload or {}, sent_by=user)
-    saga = saga_for(op.kind)
+    saga = saga_view(op)
     if op.state == OperationState.WAITING and not op.end_state:
         woke = False
         for step in saga.groups()[op.position]:
@@ -133,7 +133,7 @@ def operation_cancel(*, operation: Operation, user=None, reason: str = "") -> Op
     who = getattr(user, "username", "") or "the system"
     op.end_state = OperationState.CANCELLED
     op.error_message = f"Cancelled by {who}" + (f": {reason}" if reason else ".")
-    runner.commit_plan(op, saga_for(op.kind), timezone.now())
+    runner.commit_plan(op, saga_view(op), timezone.now())
     return op
 
 
@@ -144,7 +144,7 @@ def operation_retry(*, operation: Operation, user=None) -> Operation:
     if not op.can_retry or op.end_state:
         raise Conflict(f"Only a pending, retrying or waiting operation can be retried now; it is {op.state}.")
     now = timezone.now()
-    saga = saga_for(op.kind)
+    saga = saga_view(op)
     for step in saga.groups()[op.position]:
         st = runner.step_state(op, step.name)
         if st["status"] in (StepStatus.RETRYING, StepStatus.WAITING):

@@ -244,6 +244,12 @@ if CELERY_BROKER_URL == "filesystem://":
 elif CELERY_BROKER_URL.startswith("sqla+"):
     # kombu's SQLAlchemy transport hands its options to create_engine (python -m provisioning.bench_broker).
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
+elif CELERY_BROKER_URL.startswith(("amqp://", "pyamqp://")):
+    # RabbitMQ gives a killed worker's unacknowledged messages back at once (its connection closes),
+    # so it needs no visibility timeout. Publisher confirms: an enqueue after commit has reached the
+    # broker, or it raised (logged; the sweeper sends the row's work again). Classic durable queues,
+    # not quorum: see README, "Several machines".
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
 else:
     # Long waits live in the database (next_run_at + sweeper), so no message is ever held this long;
     # a message of a worker killed mid-task comes back after this, and the sweeper re-drives sooner.
@@ -277,6 +283,8 @@ SAGA_HEARTBEAT_TIMEOUT = env_float("SAGA_HEARTBEAT_TIMEOUT", 60.0, minimum=0.5)
 # Retry delays up to this many seconds go out as a Celery countdown; longer ones wait for the sweeper.
 SAGA_COUNTDOWN_MAX = env_float("SAGA_COUNTDOWN_MAX", 10.0, minimum=0.0)
 SAGA_SWEEP_BATCH = env_int("SAGA_SWEEP_BATCH", 500, minimum=1)
+# How often the sweeper looks again at an operation held because its definition is gone.
+SAGA_HELD_RECHECK = env_float("SAGA_HELD_RECHECK", 300.0, minimum=0.5)
 
 # Idempotency-Key: how long a key and its first answer are kept (beat forgets them after), and how
 # long a request may hold a key unanswered before a repeat takes it over (its process died).
@@ -284,7 +292,13 @@ IDEMPOTENCY_KEY_TTL = env_float("IDEMPOTENCY_KEY_TTL", 86400.0, minimum=60.0)
 IDEMPOTENCY_PROCESSING_TIMEOUT = env_float("IDEMPOTENCY_PROCESSING_TIMEOUT", 120.0, minimum=1.0)
 
 CELERY_BEAT_SCHEDULE = {
-    "saga-sweep": {"task": "provisioning.sweep", "schedule": SAGA_SWEEP_INTERVAL},
+    # Any number of beats may run (every machine, or `worker -B`): the task ticks once per interval.
+    # A tick not taken within two intervals (no worker) is dropped, not piled up for later.
+    "saga-sweep": {
+        "task": "provisioning.sweep",
+        "schedule": SAGA_SWEEP_INTERVAL,
+        "options": {"expires": 2 * SAGA_SWEEP_INTERVAL},
+    },
     "idempotency-keys-purge": {"task": "provisioning.idempotency_keys_purge", "schedule": 600.0},
 }
 

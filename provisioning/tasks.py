@@ -38,9 +38,13 @@ def compensate(operation_id: str) -> None:
 
 
 @shared_task(name="provisioning.sweep", ignore_result=True)
-def sweep() -> int:
-    heartbeats.heartbeat_record(name=heartbeats.SWEEPER, role=heartbeats.SWEEPER)  # health: beat ticks
-    return runner.sweep()
+def sweep() -> int | None:
+    # Any number of beats send this; it ticks only if no other machine ticks right now (the lock) and
+    # none ticked within the interval (the claim, which is also the heartbeat /health/ reads).
+    with runner.tick_lock() as mine:
+        if not mine or not heartbeats.sweeper_tick_claim():
+            return None
+        return runner.sweep()
 
 
 @shared_task(name="provisioning.idempotency_keys_purge", ignore_result=True)

@@ -8,12 +8,13 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from provisioning.models import Operation, StepRun
-from provisioning.saga.definition import saga_for
+from provisioning.saga.versions import saga_view
 from provisioning.selectors import operation_timeline
 
 COLOURS = {
     "done": "#2e8b57",
     "retry": "#e0a100",
+    "look": "#c9b458",
     "wait": "#6a8fd8",
     "failed": "#c0392b",
     "lost": "#7f3fbf",
@@ -27,7 +28,7 @@ ROW, LABEL, WIDTH = 26, 190, 640
 def timeline_svg(operation: Operation, runs: list[StepRun] | None = None) -> SafeString:
     runs = operation_timeline(operation) if runs is None else runs
     try:
-        order = saga_for(operation.kind).order()
+        order = saga_view(operation).order()
     except LookupError:
         order = []
     names = order + sorted({r.step for r in runs} - set(order))

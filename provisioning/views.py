@@ -9,8 +9,8 @@ from bookings.selectors import booking_items_for_overview
 from images.selectors import reservations_visible_to
 from provisioning.applications.selectors import requests_visible_to
 from provisioning.orders.selectors import orders_visible_to
-from provisioning.saga.definition import saga_for
 from provisioning.saga.runner import status_view
+from provisioning.saga.versions import saga_view
 from provisioning.selectors import customers_of, operation_steps, operations_visible_to
 from provisioning.services import is_hostmaster
 from provisioning.timeline import timeline_svg
@@ -59,7 +59,7 @@ def operation(request: HttpRequest, pk) -> HttpResponse:
     and for hostmasters."""
     op = get_object_or_404(operations_visible_to(request.user).prefetch_related("step_runs"), pk=pk)
     try:
-        view = status_view(op, saga_for(op.kind))
+        view = status_view(op, saga_view(op))
         steps = operation_steps(op)
     except LookupError:
         view, steps = None, []

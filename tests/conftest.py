@@ -45,6 +45,7 @@ ENGINE_SETTINGS = {
     "SAGA_REDRIVE_AFTER": 4.0,
     "SAGA_COUNTDOWN_MAX": 10.0,
     "SAGA_SWEEP_INTERVAL": 0.5,
+    "SAGA_HELD_RECHECK": 2.0,
 }
 
 
@@ -66,14 +67,27 @@ def engine_clocks():
     yield
 
 
+def broker_kind() -> str:
+    """ "redis" or "rabbitmq": the broker CELERY_BROKER_URL names (CI runs the engine's broker tests on
+    both; chords always count on Redis, CELERY_RESULT_BACKEND)."""
+    return "rabbitmq" if settings.CELERY_BROKER_URL.startswith(("amqp://", "pyamqp://")) else "redis"
+
+
 @pytest.fixture(scope="session")
 def real_services():
-    """PostgreSQL and Redis must be there: a test that needs them fails (never skips) without them."""
+    """PostgreSQL and a real broker (Redis, or RabbitMQ with a Redis result backend) must be there: a
+    test that needs them fails (never skips) without them."""
     db = settings.DATABASES["default"]
     if db["ENGINE"] != "django.db.backends.postgresql":
         pytest.fail("This test needs PostgreSQL: set DATABASE_URL (tests/run does).")
+    if broker_kind() == "rabbitmq":
+        if not _reachable(settings.CELERY_BROKER_URL, 5672):
+            pytest.fail(f"RabbitMQ is not reachable at {settings.CELERY_BROKER_URL}.")
+        if not settings.CELERY_RESULT_BACKEND.startswith("redis://"):
+            pytest.fail("With RabbitMQ, set CELERY_RESULT_BACKEND=redis://... (chords count there).")
+        return
     if not settings.CELERY_BROKER_URL.startswith("redis://"):
-        pytest.fail("This test needs Redis: set CELERY_BROKER_URL=redis://... (tests/run does).")
+        pytest.fail("This test needs Redis or RabbitMQ: set CELERY_BROKER_URL (tests/run does).")
     if not _reachable(settings.CELERY_BROKER_URL, 6379):
         pytest.fail(f"Redis is not reachable at {settings.CELERY_BROKER_URL}.")
 
@@ -132,7 +146,7 @@ class WorkerProcess:
             "-n",
             f"{self.name}-{os.getpid()}@%h",
             "--include",
-            "tests.sagas",
+            "tests.sagas,tests.sagas_versions",
             "--without-gossip",
             "--without-mingle",
         ]
@@ -187,11 +201,32 @@ class BeatProcess(WorkerProcess):
         ]
 
 
-def _flush_broker() -> None:
-    if settings.CELERY_BROKER_URL.startswith("redis://"):
+def lose_broker_messages() -> None:
+    """Lose every message the broker holds, as a broker wiped or replaced would: Redis's database is
+    flushed (this database only: others on the machine are not ours), RabbitMQ's queues of the
+    service are purged (in the vhost CELERY_BROKER_URL names). Messages a worker holds already are
+    not the broker's to lose."""
+    if broker_kind() == "rabbitmq":
+        from kombu import Connection
+
+        with Connection(settings.CELERY_BROKER_URL) as conn:
+            channel = conn.channel()
+            for queue in settings.CELERY_TASK_QUEUES:
+                queue(channel).declare()
+                channel.queue_purge(queue.name)
+    else:
         import redis
 
         redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    if settings.CELERY_RESULT_BACKEND.startswith("redis://") and broker_kind() == "rabbitmq":
+        import redis
+
+        redis.Redis.from_url(settings.CELERY_RESULT_BACKEND).flushdb()  # chord counters too
+
+
+def _flush_broker() -> None:
+    if settings.CELERY_BROKER_URL.startswith(("redis://", "amqp://")):
+        lose_broker_messages()
 
 
 # Session fixtures that start an outside service and put its address into os.environ (and settings),

@@ -10,7 +10,17 @@ import time
 
 from django.db import connection
 
-from provisioning.saga import Done, RetryAfter, RetryPolicy, Saga, Step, StepFailed, WaitForSignal
+from provisioning.saga import (
+    Done,
+    LookAgain,
+    PollPolicy,
+    RetryAfter,
+    RetryPolicy,
+    Saga,
+    Step,
+    StepFailed,
+    WaitForSignal,
+)
 
 TABLE = "test_side_effect"
 
@@ -169,3 +179,31 @@ def subject_state(op_id: str) -> str | None:
         cursor.execute("SELECT state FROM test_subject WHERE op = %s", [op_id])
         row = cursor.fetchone()
         return row[0] if row else None
+
+
+class PollingStep(Step):
+    """Looks at something that becomes ready `data["ready_after"]` seconds after the first look, one
+    look per run (LookAgain), recording each look; `data["poll_timeout"]` bounds the polling."""
+
+    poll = PollPolicy(interval=0.3, multiplier=2.0, max_interval=1.0, lateness=0.5)
+
+    def __init__(self, name: str, weight: int) -> None:
+        self.name = name
+        self.title = f"Polling {name}"
+        self.weight = weight
+
+    def poll_deadline(self, ctx) -> float | None:
+        timeout = ctx.data.get("poll_timeout")
+        return ctx.polling_since + float(timeout) if timeout is not None else None
+
+    def run(self, ctx):
+        record(ctx.operation_id, self.name, "look")
+        waited = time.time() - ctx.polling_since
+        if waited >= float(ctx.data.get("ready_after", 0)):
+            return Done({self.name: ctx.looks + 1})
+        return LookAgain(reason=f"not ready after {waited:.1f} s")
+
+
+class Polls(Saga):
+    kind = "test_polls"
+    steps = [PlannedStep("p1", 1), PollingStep("p2", 2), PlannedStep("p3", 3)]

@@ -1,8 +1,8 @@
 from rest_framework import serializers
 
 from provisioning.models import Operation, StepRun
-from provisioning.saga.definition import saga_for
 from provisioning.saga.runner import status_view
+from provisioning.saga.versions import saga_view
 from provisioning.selectors import operation_steps
 from provisioning.services import is_hostmaster
 
@@ -48,7 +48,7 @@ class OperationSerializer(serializers.ModelSerializer):
         ]
 
     def get_progress(self, op: Operation) -> dict:
-        view = status_view(op, saga_for(op.kind))
+        view = status_view(op, saga_view(op))
         return {"step": view.step, "steps": view.steps, "title": view.title, "text": view.progress}
 
     def get_steps(self, op: Operation) -> list[dict]:

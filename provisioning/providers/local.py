@@ -370,9 +370,16 @@ class LocalProvider(Provider):
 
     def find_instances(self, *, region: str, tags: dict[str, str]) -> list[Instance]:
         self._call("find_instances")
+        if TAG_TOKEN in tags:
+            # A launch's instances are planned under its token before any starts: a look at them
+            # costs what they are, not a scan of every instance of the region.
+            planned = _read_json(self._region(region) / "tokens" / f"{_digest(tags[TAG_TOKEN])}.json")
+            candidates = sorted(planned["instance_ids"]) if planned else []
+        else:
+            candidates = [path.stem for path in sorted(self._instances_dir(region).glob("*.json"))]
         found = []
-        for path in sorted(self._instances_dir(region).glob("*.json")):
-            instance = self._describe(region, path.stem)
+        for instance_id in candidates:
+            instance = self._describe(region, instance_id)
             if instance is None or instance.state == InstanceState.TERMINATED:
                 continue
             if all(instance.tags.get(k) == v for k, v in tags.items()):

@@ -7,6 +7,8 @@ knows no flow: it reaches the subject only through the saga's `write_status` hoo
 from provisioning.saga.definition import Saga, StatusView, saga_for
 from provisioning.saga.steps import (
     Done,
+    LookAgain,
+    PollPolicy,
     RetryAfter,
     RetryPolicy,
     Step,
@@ -17,6 +19,8 @@ from provisioning.saga.steps import (
 
 __all__ = [
     "Done",
+    "LookAgain",
+    "PollPolicy",
     "RetryAfter",
     "RetryPolicy",
     "Saga",

@@ -35,6 +35,18 @@ class StepContext:
     def operation_id(self) -> str:
         return str(self.operation.pk)
 
+    @property
+    def polling_since(self) -> float:
+        """When this step first looked (a Unix time): the engine's polling clock, kept in the row
+        across looks, crashes and retries; the current attempt's start before the first LookAgain."""
+        st = self.operation.steps.get(self.step.name, {})
+        return float(st.get("polling_since") or st.get("started_at") or timezone.now().timestamp())
+
+    @property
+    def looks(self) -> int:
+        """How many looks of this step ended with LookAgain so far."""
+        return int(self.operation.steps.get(self.step.name, {}).get("looks", 0))
+
     @cached_property
     def subject(self) -> Any:
         op = self.operation
@@ -78,7 +90,7 @@ class StepContext:
 
     def heartbeat(self) -> None:
         """Tell the sweeper this step is alive; call it from long loops."""
-        from provisioning.saga.runner import heartbeat
+        from provisioning.saga.claim import heartbeat
 
         heartbeat(self.operation.pk, self.step)
 

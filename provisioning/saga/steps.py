@@ -46,6 +46,38 @@ class RetryAfter:
 
 
 @dataclass(frozen=True)
+class LookAgain:
+    """Not ready yet: look again later (a build, a boot, a DNS record, a bucket becoming reachable).
+
+    No worker process waits between two looks: each look is a short task and the interval is kept in
+    the operation's row. Without `seconds` the engine takes the interval from the step's `poll`
+    policy; either way it keeps the clock (how many looks, since when) across crashes and ends the
+    step through `on_poll_timeout` once `poll_deadline` passes."""
+
+    reason: str = ""
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """The rhythm of a step's looks: `interval` after the first, growing by `multiplier` up to
+    `max_interval`, and never more than `lateness` of the time waited so far, so that a thing that
+    becomes ready is seen at most that share late (10 %: a 60 s build is seen by 66 s). `timeout`
+    (seconds from the first look) bounds the polling; None: only the operation's own time limit."""
+
+    interval: float = 2.0
+    multiplier: float = 2.0
+    max_interval: float = 30.0
+    lateness: float = 0.1
+    timeout: float | None = None
+
+    def delay(self, looks: int, waited: float) -> float:
+        """Seconds until the next look, after `looks` looks over `waited` seconds."""
+        backoff = self.interval * self.multiplier ** max(0, looks - 1)
+        return max(0.0, min(self.max_interval, backoff, max(self.interval, self.lateness * waited)))
+
+
+@dataclass(frozen=True)
 class WaitForSignal:
     """Wait until somebody sends `signal` (or `cancel`), at most until `deadline`.
 
@@ -59,7 +91,7 @@ class WaitForSignal:
     message: str = ""
 
 
-Outcome = Done | RetryAfter | WaitForSignal
+Outcome = Done | RetryAfter | LookAgain | WaitForSignal
 
 
 class StepFailed(Exception):
@@ -92,6 +124,7 @@ class Step:
     # True for a step that only reads (the database, DNS) and never calls ctx.save or ctx.heartbeat:
     # a request may run it without a claim to answer with what the saga waits for (runner.run_here).
     reads_only: bool = False
+    poll: PollPolicy = PollPolicy()  # the rhythm of LookAgain without seconds
 
     def run(self, ctx: StepContext) -> Outcome:
         raise NotImplementedError
@@ -101,6 +134,22 @@ class Step:
 
     def on_wait_timeout(self, ctx: StepContext) -> Outcome:
         raise StepTimedOut(f"Nobody acted in time: {self.title or self.name} timed out.")
+
+    def poll_policy(self, ctx: StepContext) -> PollPolicy:
+        """The polling rhythm for this operation (a saga may keep it in the operation's data)."""
+        return self.poll
+
+    def poll_deadline(self, ctx: StepContext) -> float | None:
+        """When polling gives up (a Unix time), or None; by default `poll.timeout` after the first look."""
+        timeout = self.poll_policy(ctx).timeout
+        return ctx.polling_since + timeout if timeout is not None else None
+
+    def on_poll_timeout(self, ctx: StepContext, reason: str) -> Outcome:
+        """The step looked until its poll deadline and the thing is still not ready."""
+        raise StepTimedOut(
+            f"{self.title or self.name} did not finish in time{': ' + reason if reason else ''}. "
+            "What the operation had created was removed; submit it again later."
+        )
 
     def queue_for(self, operation_queue: str) -> str:
         return self.queue or operation_queue

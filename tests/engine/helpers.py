@@ -1,9 +1,11 @@
 import time
 
+from celery import signature
 from django.db import transaction
 
 from provisioning.models import Operation
 from provisioning.saga import runner
+from provisioning.saga.definition import saga_for
 
 
 def start(kind: str, plan: dict | None = None, **kwargs) -> Operation:
@@ -33,3 +35,17 @@ def wait_state(op_id, state: str, timeout: float = 20.0) -> Operation:
             return op
         time.sleep(0.1)
     raise AssertionError(f"operation {op_id} never reached {state}: {Operation.objects.get(pk=op_id).state}")
+
+
+def send_again(op: Operation) -> int:
+    """Deliver what the saga is at once more: the rest of it (what the sweeper sends after a lost
+    message), and each step of its current group as a message of its own."""
+    saga = saga_for(op.kind)
+    with transaction.atomic():
+        runner.enqueue(op, saga)
+    group = saga.groups()[min(op.position, len(saga.groups()) - 1)]
+    for step in group:
+        signature("provisioning.run_step", args=(str(op.pk), op.position, step.name)).set(
+            queue=step.queue_for(op.queue), ignore_result=True
+        ).apply_async()
+    return 1 + len(group)

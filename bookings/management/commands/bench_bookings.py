@@ -125,6 +125,18 @@ class Command(BaseCommand):
                 "hosting_asset": {"identifier": name},
             }
 
+        # The cheapest authenticated write, side by side: a project of the same customer, posted by
+        # the same clients just before the bookings (the ratio of the two is the booking's cost).
+        answers, project_latencies, failures, _ = _burst(
+            token,
+            concurrency,
+            names,
+            lambda s, name: s.post(f"{url}/api/projects/", json={"caption": f"bench {name}"}, timeout=30),
+        )
+        failures += [f"{a.status_code} {a.text[:200]}" for a in answers if a.status_code != 201]
+        if failures:
+            raise CommandError(f"POST /api/projects/ failed: {failures[:3]}")
+
         started = time.perf_counter()
         answers, latencies, failures, duration = _burst(
             token,
@@ -140,6 +152,11 @@ class Command(BaseCommand):
         )
         for failure in failures[:5]:
             self.stdout.write(f"  failure: {failure}")
+        ratio = _percentile(latencies, 50) / _percentile(project_latencies, 50)
+        self.stdout.write(
+            f"cheapest write: POST /api/projects/ {count} times: latency {_summary(project_latencies)}; "
+            f"booking POST p50 / project POST p50 = {ratio:.2f} (target 2.5)"
+        )
 
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:

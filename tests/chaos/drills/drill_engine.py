@@ -12,15 +12,13 @@ import collections
 import time
 
 import pytest
-from django.db import transaction
 
-from provisioning import tasks
 from provisioning.models import Operation, StepRun
 from provisioning.saga import runner
 from provisioning.saga.definition import saga_for
 from tests import sagas
 from tests.conftest import WorkerProcess
-from tests.engine.helpers import start, wait_final
+from tests.engine.helpers import send_again, start, wait_final
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
 
@@ -41,20 +39,6 @@ def plan_for(index: int) -> tuple[str, dict]:
     if index % 2:
         return "test_parallel", {"b1": ["sleep:0.3"], "b2": ["retry:0.3", "done"], "c": ["sleep:0.2"]}
     return "test_five", {"s2": ["sleep:0.3"], "s3": ["retry:0.3", "done"], "s4": ["sleep:0.2"]}
-
-
-def send_again(op: Operation) -> int:
-    """Deliver what the saga is at once more: the rest of it as a chain (what the sweeper sends after a
-    lost message), and each step of its current group as a message of its own. Answers how many."""
-    saga = saga_for(op.kind)
-    with transaction.atomic():
-        runner.enqueue(op, saga)
-    group = saga.groups()[min(op.position, len(saga.groups()) - 1)]
-    for step in group:
-        tasks.run_step.si(str(op.pk), op.position, step.name).set(
-            queue=step.queue_for(op.queue), ignore_result=True
-        ).apply_async()
-    return 1 + len(group)
 
 
 def test_each_step_runs_exactly_once_with_two_workers_and_every_message_delivered_many_times(two_workers):

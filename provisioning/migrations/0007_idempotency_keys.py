@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('provisioning', '0003_ops_heartbeats_and_metrics_indexes'),
+        ('provisioning', '0006_operation_definition'),
     ]
 
     operations = [
