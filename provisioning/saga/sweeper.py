@@ -162,11 +162,14 @@ def mark_lost(op: Operation, group: list[Step], now: datetime) -> None:
             worker=st.get("worker", ""),
         )
         st.pop("started_at", None)
-        if st["attempts"] >= step.retry.max_attempts:
+        # Looks are not failures (as in outcome.py): a step that looked many times before its worker
+        # died has used up only the attempts that were not looks.
+        deaths = st["attempts"] - st.get("looks", 0)
+        if deaths >= step.retry.max_attempts:
             st["status"] = StepStatus.FAILED
             op.end_state = OperationState.FAILED
             op.error_message = (
-                f"{step.title or step.name}: the worker running it died {st['attempts']} times. "
+                f"{step.title or step.name}: the worker running it died {deaths} times. "
                 "The finished steps were undone; a hostmaster should look at the workers."
             )
         else:

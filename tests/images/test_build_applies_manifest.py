@@ -139,7 +139,7 @@ def test_on_aws_a_worker_killed_during_the_build_leaves_exactly_one_builder_and_
     celery_worker.start()
 
     reservation = finished(owner[1], reservation_id)
-    assert reservation["state"] == "succeeded", reservation
+    assert reservation["state"] == "succeeded", (reservation["status"], reservation["error"])
     left = left_at_aws(region, ref)
     assert left["builder_ids"] == [builder] and gone(left["builders"]), left
     [(image_id, state)] = left["images"]
