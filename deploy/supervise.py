@@ -53,6 +53,23 @@ def exit_reason(code: int) -> str:
     return f"exited with status {code}"
 
 
+def stop_stale(pid_file: Path) -> None:
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return
+    if str(pid_file.parent).encode() not in cmdline:
+        return  # the pid was reused by another program (nginx names its prefix in its title)
+    say(f"stopping the nginx (pid {pid}) an earlier start left running")
+    os.kill(pid, signal.SIGQUIT)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.1)
+    if Path(f"/proc/{pid}").exists():
+        os.kill(pid, signal.SIGKILL)
+
+
 @dataclass
 class Program:
     name: str
@@ -63,12 +80,17 @@ class Program:
     # stopped by a TERM to its main process, a warm shutdown.
     own_session: bool = False
     optional: bool = False
+    # Where the program writes its pid (nginx): one left running by a supervisor that was killed
+    # holds the port, so it is stopped before ours starts.
+    pid_file: Path | None = None
     process: subprocess.Popen | None = None
     exits: list[float] = field(default_factory=list)
     restart_at: float | None = None
     given_up: bool = False
 
     def start(self) -> None:
+        if self.pid_file is not None:
+            stop_stale(self.pid_file)
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 self.argv,
@@ -145,6 +167,7 @@ def programs(data_dir: Path, port: int) -> list[Program]:
                 ],
                 logs / "nginx.log",
                 optional=True,
+                pid_file=prefix / "nginx.pid",
             )
         )
     else:

@@ -102,7 +102,13 @@ class EmbeddedService:
         return self.process.wait(timeout=timeout)
 
     def crash(self) -> None:
-        """Every process of the service SIGKILLed at once, as a machine that loses power."""
+        """Every process of the service SIGKILLed at once, as a machine that loses power: the
+        command's process group (supervisor, web, beat, nginx, which hides its environment) and
+        whatever else carries the DATA_DIR (the worker in its own session, its pool)."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         for pid in processes_of(self.data_dir):
             try:
                 os.kill(pid, signal.SIGKILL)
