@@ -320,11 +320,22 @@ def buckets_by_request() -> collections.Counter:
     return counts
 
 
+# The service's folder as its deployment recorded it (the worker's ORDERS_LOCAL_ROOT, which need not
+# be this process's), remembered so that it is still known once the environment is deleted.
+_SERVICE_FOLDERS: dict[tuple[str, str], str] = {}
+
+
 def service_processes(env: str, service_id: str) -> int:
     """Processes whose working folder is the service's checkout (alive, not zombies)."""
     from tests.fixtures.orders import running
 
-    app = str(orders_conf.environments_dir() / env / service_id / "app")
+    if (env, service_id) not in _SERVICE_FOLDERS:
+        deployment = ServiceDeployment.objects.filter(environment__key=env, service_id=service_id).first()
+        workdir = deployment.workdir if deployment and deployment.workdir else ""
+        _SERVICE_FOLDERS[(env, service_id)] = workdir or str(
+            orders_conf.environments_dir() / env / service_id
+        )
+    app = str(Path(_SERVICE_FOLDERS[(env, service_id)]) / "app")
     count = 0
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
